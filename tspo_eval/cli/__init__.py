@@ -1,0 +1,73 @@
+"""``tspo-eval`` command line.
+
+Every sub-command lives in its own module of this package and exposes
+``register(subparsers) -> None``; the module is imported only when its command runs, so
+``tspo-eval --help`` stays fast.  Errors derived from :class:`tspo_eval.errors.TspoEvalError`
+are printed as one line (no traceback) and give exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from tspo_eval.errors import TspoEvalError
+
+# command name -> (module under tspo_eval.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "select": ("select", "pick the frames of one video for one question"),
+    "cache": ("cache", "inspect or clear the CLIP feature cache"),
+    "convert": ("convert", "convert benchmark annotations to JSON or VLMEvalKit TSV"),
+    "score": ("score", "score predictions by a benchmark's official rule"),
+    "tasks-path": ("tasks_path", "print the folder to pass to lmms-eval --include_path"),
+    "precompute": ("precompute", "precompute frame indices for a whole benchmark"),
+    "index": ("index", "import, export and compare frame-index files"),
+    "vlmevalkit": ("vlmevalkit", "run VLMEvalKit with the TSPO models and datasets registered"),
+    "leaderboard": ("leaderboard", "compare runs against the uniform baseline with paired statistics"),
+}
+
+
+def _command_module(name: str):
+    module_name, _ = COMMANDS[name]
+    return importlib.import_module(f"tspo_eval.cli.{module_name}")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s module is imported (all of them when None)."""
+    parser = argparse.ArgumentParser(prog="tspo-eval", description="TSPO frame selection for long-video evaluation")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        if command is None or name == command:
+            try:
+                _command_module(name).register(sub.add_parser(name, help=help_text))
+            except ModuleNotFoundError as exc:  # a command whose module is not there yet
+                if exc.name != f"tspo_eval.cli.{COMMANDS[name][0]}":
+                    raise
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tspo-eval`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        status = args.func(args)
+    except TspoEvalError as exc:
+        print(f"tspo-eval {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tspo-eval {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
