@@ -1,0 +1,64 @@
+"""``tspo-eval precompute BENCH ANNOTATIONS --videos ROOT --out INDEX.jsonl``: frame indices for a benchmark.
+
+Resumable (re-run the same command), deterministic, one decode + encode per video. Under
+``accelerate launch`` / ``torchrun`` every rank takes a share of the videos and rank 0 merges.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("benchmark", help="benchmark name: longvideobench, mlvu, videomme, lvbench, synthetic")
+    parser.add_argument("annotations", type=Path, help="the benchmark's original annotation file")
+    parser.add_argument("--videos", type=Path, required=True, help="video root folder")
+    parser.add_argument("--out", type=Path, required=True, help="output index file (JSONL)")
+    parser.add_argument("--agent", default="hzf666/TSPO-0.4B", help="TSPO checkpoint folder or hub id")
+    parser.add_argument("--num-frames", type=int, default=64, help="frames per question (K)")
+    parser.add_argument("--strategy", default="auto", help="auto (bin-max for Video-MME, else topk), topk, bin-max, aks, uniform")
+    parser.add_argument("--scorer", default="tspo", choices=("tspo", "clip"), help="TSPO agent or plain CLIP similarity")
+    parser.add_argument("--clip-model", default=None, help="CLIP for --scorer clip (default: the agent's own CLIP)")
+    parser.add_argument("--cache-dir", default=None, help="CLIP feature cache folder (default: $TSPO_EVAL_CACHE_DIR or the user cache)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N questions (sorted by video, id)")
+    parser.add_argument("--decoder", default="decord", choices=("decord", "pyav", "torchcodec"))
+    parser.add_argument("--fps", type=float, default=1.0, help="candidate grid rate (frames per second)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda:<LOCAL_RANK> if available)")
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on GPU)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming into --out")
+    parser.add_argument("--allow-failures", action="store_true", help="exit 0 even when some questions failed")
+    parser.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from loguru import logger
+
+    from tspo_eval.distributed import DistContext
+    from tspo_eval.precompute import (
+        PrecomputeOptions,
+        failures_path,
+        precompute,
+        read_failures,
+        summarize_failures,
+    )
+
+    ctx = DistContext.from_env()
+    options = PrecomputeOptions(
+        benchmark=args.benchmark, annotations=args.annotations, video_root=args.videos, out=args.out,
+        num_frames=args.num_frames, strategy=args.strategy, scorer=args.scorer, agent=args.agent,
+        clip_model=args.clip_model, cache_dir=args.cache_dir, limit=args.limit, decoder=args.decoder,
+        fps=args.fps, device=args.device, dtype=args.dtype, overwrite=args.overwrite, progress=args.progress,
+    )
+    report = precompute(options, ctx=ctx)
+    if ctx.is_main:
+        print(f"{args.out}: {report.summary()}")
+        if report.total_failed:
+            failures = read_failures(failures_path(args.out))
+            print(f"{report.total_failed} question(s) failed; reasons in {failures_path(args.out)}:")
+            print(summarize_failures(failures))
+    if report.total_failed and not args.allow_failures:
+        logger.debug("failures and no --allow-failures: exit status 1")
+        return 1
+    return 0

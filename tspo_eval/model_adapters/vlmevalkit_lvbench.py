@@ -1,0 +1,249 @@
+"""VLMEvalKit datasets in its own style for benchmarks it lacks: LVBench (and the synthetic smoke test).
+
+VLMEvalKit has no LVBench. :func:`dataset_classes` builds (lazily, VLMEvalKit must be importable)
+``VideoBaseDataset`` subclasses whose TSV is made from the original annotation file by this
+package's loader (:func:`tspo_eval.benchmarks.vlmevalkit_tsv.build_vlmevalkit_tsv`) and whose
+``evaluate(pred_file)`` scores with :func:`tspo_eval.benchmarks.score_predictions`, i.e. the
+LVBench rule: overall = right / all, and a question counts in every type of its
+``question_type`` list (ER, EU, KIR, TG, Rea, Sum).
+
+Locations: ``annotations=`` / ``video_root=`` arguments, else ``$TSPO_EVAL_LVBENCH_ANNOTATIONS`` /
+``$TSPO_EVAL_LVBENCH_VIDEOS`` (``SYNTHETIC`` for the synthetic benchmark). The TSV goes to
+``$LMUData/<dataset>.tsv`` as VLMEvalKit's datasets do, rewritten only when its content changes.
+Everything except the class factory works without VLMEvalKit.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tspo_eval.errors import AnnotationError, InputError
+
+#: VLMEvalKit dataset name -> benchmark name
+DATASETS: dict[str, str] = {"LVBench": "lvbench", "TSPO_Synthetic": "synthetic"}
+#: registered variants: name -> (dataset, keyword arguments), as in VLMEvalKit's video_dataset_config
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "LVBench": ("LVBench", {}),
+    "LVBench_8frame": ("LVBench", {"nframe": 8}),
+    "LVBench_64frame": ("LVBench", {"nframe": 64}),
+    "LVBench_1fps": ("LVBench", {"fps": 1.0}),
+    "TSPO_Synthetic_8frame": ("TSPO_Synthetic", {"nframe": 8}),
+    "TSPO_Synthetic_64frame": ("TSPO_Synthetic", {"nframe": 64}),
+}
+
+
+# ---- locations and TSV ------------------------------------------------------------------------------
+def locations(benchmark: str, annotations: str | os.PathLike | None = None,
+              video_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(annotation file, video root) from the arguments or ``$TSPO_EVAL_<PREFIX>_ANNOTATIONS/_VIDEOS``."""
+    from tspo_eval.benchmarks import get_benchmark
+
+    prefix = get_benchmark(benchmark).env_prefix
+    ann = annotations or os.environ.get(f"TSPO_EVAL_{prefix}_ANNOTATIONS")
+    videos = video_root or os.environ.get(f"TSPO_EVAL_{prefix}_VIDEOS")
+    if not ann or not videos:
+        raise InputError(f"{benchmark}: set the annotation file and video root (arguments annotations=/video_root=, "
+                         f"or TSPO_EVAL_{prefix}_ANNOTATIONS and TSPO_EVAL_{prefix}_VIDEOS)")
+    ann, videos = Path(ann).expanduser(), Path(videos).expanduser()
+    if not ann.is_file():
+        raise InputError(f"{benchmark}: annotation file not found: {ann}")
+    if not videos.is_dir():
+        raise InputError(f"{benchmark}: video root not found: {videos}")
+    return ann, videos
+
+
+def ensure_tsv(benchmark: str, annotations: str | os.PathLike, tsv_path: str | os.PathLike) -> Path:
+    """Write the VLMEvalKit TSV of ``annotations`` to ``tsv_path`` unless it already holds exactly that."""
+    from tspo_eval.benchmarks.vlmevalkit_tsv import (
+        atomic_write_text,
+        build_vlmevalkit_tsv,
+    )
+
+    text = build_vlmevalkit_tsv(benchmark, annotations)
+    path = Path(tsv_path)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+    return path
+
+
+# ---- rows -> records, prompts, scores ---------------------------------------------------------------
+def _cell_list(value: Any) -> list:
+    """A TSV cell holding a Python list (``"['a', 'b']"``) or an actual list."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    try:
+        parsed = ast.literal_eval(str(value))
+    except (ValueError, SyntaxError) as exc:
+        raise AnnotationError(f"not a list cell: {str(value)[:80]!r}") from exc
+    if not isinstance(parsed, (list, tuple)):
+        raise AnnotationError(f"not a list cell: {str(value)[:80]!r}")
+    return list(parsed)
+
+
+def record_from_row(benchmark: str, row: Mapping[str, Any]):
+    """A :class:`QuestionRecord` from a row of our VLMEvalKit TSV (or a prediction file built on it)."""
+    from tspo_eval.benchmarks import QuestionRecord
+
+    categories: dict[str, list[str]] = {}
+    if benchmark == "lvbench":
+        from tspo_eval.benchmarks.lvbench import QUESTION_TYPE_CODES
+
+        categories["question_type"] = [QUESTION_TYPE_CODES.get(t, t) for t in _cell_list(row["question_type"])]
+    elif "task_type" in row:
+        categories["task_type"] = [str(row["task_type"])]
+    video = str(row.get("video_path", row["video"]))
+    return QuestionRecord(
+        benchmark=benchmark, question_id=str(row["question_id"]), video=video.removeprefix("./"),
+        question=str(row["question"]), options=[str(o) for o in _cell_list(row["candidates"])],
+        answer=str(row["answer"]).strip(), categories=categories,
+    )
+
+
+def prompt_for_row(benchmark: str, row: Mapping[str, Any]) -> str:
+    """The benchmark's usual prompt (stem, lettered options, instruction) for a TSV row."""
+    from tspo_eval.benchmarks import get_benchmark
+
+    return get_benchmark(benchmark).format_prompt(record_from_row(benchmark, row))
+
+
+def score_prediction_table(benchmark: str, table) -> dict[str, Any]:
+    """Score a VLMEvalKit prediction table (pandas DataFrame: TSV columns + ``prediction``)."""
+    from tspo_eval.benchmarks import score_predictions
+
+    if "prediction" not in table.columns:
+        raise AnnotationError("prediction file has no 'prediction' column")
+    rows = table.to_dict(orient="records")
+    records = [record_from_row(benchmark, row) for row in rows]
+    predictions = {r.question_id: (None if _is_gap(row["prediction"]) else str(row["prediction"]))
+                   for r, row in zip(records, rows)}
+    return score_predictions(benchmark, records, predictions).to_dict(per_question=False)
+
+
+def _is_gap(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def read_table(path: str | os.PathLike):
+    """A prediction/data table (.xlsx, .tsv, .csv) as a pandas DataFrame."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"prediction file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return pd.read_excel(path)
+    if suffix in (".tsv", ".csv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False, na_values=[""])
+    raise InputError(f"{path}: use a .xlsx, .tsv or .csv prediction file")
+
+
+def evaluate_prediction_file(benchmark: str, eval_file: str | os.PathLike) -> dict[str, Any]:
+    """Score ``eval_file`` and write ``<stem>_score.json`` beside it; returns the scores."""
+    eval_file = Path(eval_file)
+    scores = score_prediction_table(benchmark, read_table(eval_file))
+    out = eval_file.with_name(f"{eval_file.stem}_score.json")
+    out.write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    return scores
+
+
+# ---- the VLMEvalKit classes (built on demand) -------------------------------------------------------
+_CLASSES: dict[str, type] | None = None
+
+
+def dataset_classes() -> dict[str, type]:
+    """``{dataset name: VideoBaseDataset subclass}``; needs VLMEvalKit."""
+    global _CLASSES
+    if _CLASSES is None:
+        _CLASSES = _build_classes()
+    return _CLASSES
+
+
+def dataset_table() -> dict[str, Any]:
+    """``{variant name: functools.partial(class, dataset=..., nframe=.../fps=...)}`` for ``supported_video_datasets``."""
+    import functools
+
+    classes = dataset_classes()
+    return {name: functools.partial(classes[ds], dataset=ds, **kw) for name, (ds, kw) in VARIANTS.items()}
+
+
+def _build_classes() -> dict[str, type]:
+    from vlmeval.dataset.video_base import VideoBaseDataset
+    from vlmeval.smp import LMUDataRoot
+
+    class TspoVideoMCQ(VideoBaseDataset):
+        """Multiple-choice video QA from one of this package's benchmark loaders."""
+
+        TYPE = "Video-MCQ"
+        MODALITY = "VIDEO"
+        BENCHMARK = ""
+        NAME = ""
+        SYS = ""
+
+        def __init__(self, dataset: str | None = None, nframe: int = 0, fps: float = -1,
+                     annotations: str | None = None, video_root: str | None = None) -> None:
+            self.annotations, self.video_root = locations(self.BENCHMARK, annotations, video_root)
+            super().__init__(dataset=dataset or self.NAME, nframe=nframe, fps=fps)
+
+        @classmethod
+        def supported_datasets(cls) -> list[str]:
+            return [cls.NAME]
+
+        def prepare_dataset(self, dataset: str) -> dict[str, str]:
+            tsv = ensure_tsv(self.BENCHMARK, self.annotations, Path(LMUDataRoot()) / f"{dataset}.tsv")
+            return {"root": str(self.video_root), "data_file": str(tsv)}
+
+        def video_file(self, line: Mapping[str, Any]) -> str:
+            return str(Path(self.data_root) / str(line["video_path"]))
+
+        def save_video_frames(self, line: Mapping[str, Any]) -> list[str]:
+            """Frames as JPEG files: ``nframe`` evenly spaced ones, or the ``fps`` grid (VLMEvalKit's rules)."""
+            import numpy as np
+            from PIL import Image
+
+            from tspo_eval.video import open_video
+
+            path = self.video_file(line)
+            with open_video(path) as reader:
+                n, avg_fps = reader.metadata.n_frames, reader.metadata.avg_fps
+                if self.fps > 0:
+                    step = avg_fps / self.fps
+                    indices = [int(i * step) for i in range(int(n / avg_fps * self.fps))]
+                    paths = self.frame_paths_fps(str(line["video"]), len(indices))
+                else:
+                    step = n / (self.nframe + 1)
+                    indices = [int(i * step) for i in range(1, self.nframe + 1)]
+                    paths = self.frame_paths(str(line["video"]))
+                if not all(os.path.exists(p) for p in paths):
+                    frames = reader.get_frames(np.asarray(indices, dtype=np.int64))
+                    for frame, p in zip(frames, paths):
+                        Image.fromarray(frame).save(p)
+            return paths
+
+        def build_prompt(self, line: Any, video_llm: bool) -> list[dict[str, str]]:
+            if isinstance(line, int):
+                line = self.data.iloc[line]
+            message = [{"type": "text", "value": self.SYS}] if self.SYS else []
+            if video_llm:
+                message.append({"type": "video", "value": self.video_file(line)})
+            else:
+                message.extend({"type": "image", "value": p} for p in self.save_video_frames(line))
+            message.append({"type": "text", "value": prompt_for_row(self.BENCHMARK, line)})
+            return message
+
+        @classmethod
+        def evaluate(cls, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
+            return evaluate_prediction_file(cls.BENCHMARK, eval_file)
+
+    class LVBench(TspoVideoMCQ):
+        BENCHMARK, NAME = "lvbench", "LVBench"
+
+    class TSPOSynthetic(TspoVideoMCQ):
+        BENCHMARK, NAME = "synthetic", "TSPO_Synthetic"
+
+    return {"LVBench": LVBench, "TSPO_Synthetic": TSPOSynthetic}

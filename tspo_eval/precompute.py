@@ -1,0 +1,324 @@
+"""Batch frame-index precomputation for a whole benchmark.
+
+Questions are grouped by video so each video is decoded and CLIP-encoded once
+(:meth:`FrameSelector.select_many`); one :class:`IndexRecord` line per question is appended to
+the output (resumable: ids already in the file are skipped, a crash loses at most one line).
+Failures (missing or corrupt video, a bad question) go to ``<out>.failures.jsonl`` with reasons.
+
+Order is canonical (videos sorted by name, questions by natural question-id order) and records
+hold no run-specific values, so two runs (or one run on N ranks) give byte-identical files.
+
+Under ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE > 1``) rank ``k`` takes every
+``WORLD_SIZE``-th video, writes ``<out>.rank<k>.jsonl``, and after a barrier rank 0 merges all
+rank files (and any existing ``<out>``) into ``<out>`` in canonical order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loguru import logger
+from tqdm import tqdm
+
+from tspo_eval.distributed import DistContext, ProcessGroup
+from tspo_eval.errors import InputError, TspoEvalError, VideoError
+from tspo_eval.frame_index_cache.index_store import (
+    IndexRecord,
+    IndexWriter,
+    _natural_key,
+    iter_index_jsonl,
+    merge_index_files,
+    record_sort_key,
+    write_index,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tspo_eval.benchmarks import Benchmark, QuestionRecord
+    from tspo_eval.selection import FrameSelector
+
+# errors a broken video file can raise from inside a decoder besides VideoError
+_DECODE_ERRORS = (TspoEvalError, OSError, RuntimeError, ValueError, EOFError)
+
+
+@dataclass
+class VideoJob:
+    """One video and its questions (canonical order)."""
+
+    video: str                          # name relative to the video root
+    questions: list[QuestionRecord]
+
+
+@dataclass
+class Failure:
+    question_id: str
+    video: str
+    reason: str
+
+    def to_json(self) -> str:
+        return json.dumps({"question_id": self.question_id, "video": self.video, "reason": self.reason},
+                          ensure_ascii=False)
+
+
+@dataclass
+class PrecomputeReport:
+    """What one run (or one rank) did."""
+
+    n_questions: int = 0        # questions in this rank's share
+    n_videos: int = 0
+    written: int = 0            # records written by this run
+    skipped: int = 0            # already in the output (resume)
+    encodes: int = 0            # videos whose candidates were encoded (select_many calls that succeeded)
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+    total_failed: int = 0       # over all ranks (filled after the merge)
+
+    def summary(self) -> str:
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.written} written, {self.skipped} already done, {len(self.failures)} failed "
+                f"({self.n_questions} questions in {self.n_videos} videos, {self.seconds:.1f}s, {rate:.2f} q/s)")
+
+
+# ---- planning ---------------------------------------------------------------------------------------
+def plan_jobs(records: Sequence[QuestionRecord], limit: int | None = None) -> list[VideoJob]:
+    """Group questions by video in canonical order; ``limit`` keeps the first N questions of that order."""
+    ordered = sorted(records, key=lambda r: (r.video, _natural_key(r.question_id), r.question_id))
+    if limit is not None:
+        if limit <= 0:
+            raise InputError(f"--limit must be positive, got {limit}")
+        ordered = ordered[:limit]
+    jobs: dict[str, VideoJob] = {}
+    for record in ordered:
+        jobs.setdefault(record.video, VideoJob(record.video, [])).questions.append(record)
+    return list(jobs.values())
+
+
+def rank_path(out: Path, rank: int, suffix: str = ".jsonl") -> Path:
+    """``<out>.rank<k>.jsonl`` (or ``.failures.jsonl``) next to ``out``."""
+    return out.with_name(f"{out.name}.rank{rank}{suffix}")
+
+
+def failures_path(out: Path) -> Path:
+    return out.with_name(f"{out.name}.failures.jsonl")
+
+
+def check_compatible(out: Path, strategy: str, scorer: str, agent_fingerprint: str) -> None:
+    """Refuse to resume into ``out`` when it was made with other settings (its first record tells)."""
+    if not out.is_file() or out.stat().st_size == 0:
+        return
+    first = next(iter_index_jsonl(out), None)
+    if first is None:
+        return
+    mine = (strategy, scorer, agent_fingerprint)
+    theirs = (first.strategy, first.scorer, first.agent_fingerprint)
+    if mine != theirs:
+        raise InputError(
+            f"{out} holds indices made with strategy/scorer/agent {theirs}, not {mine}; "
+            "choose another --out or pass --overwrite")
+
+
+# ---- the per-video loop -----------------------------------------------------------------------------
+def run_jobs(
+    selector: FrameSelector,
+    benchmark: Benchmark,
+    jobs: Sequence[VideoJob],
+    video_root: str | Path,
+    writer: IndexWriter,
+    *,
+    num_frames: int = 64,
+    strategy: str = "topk",
+    skip_ids: set[str] | None = None,
+    progress: bool | None = None,
+    desc: str = "precompute",
+    on_record: Callable[[IndexRecord], None] | None = None,
+) -> PrecomputeReport:
+    """Select frames for every question of ``jobs``; each video is encoded once.
+
+    A video that cannot be read fails all its questions; any other error in ``select_many``
+    is isolated by retrying its questions one by one (features come from the selector's cache).
+    """
+    report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
+    done = set(skip_ids or ()) | writer.done_ids()
+    start = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not show, dynamic_ncols=True)
+    with bar:
+        for job in jobs:
+            todo = [q for q in job.questions if q.question_id not in done]
+            report.skipped += len(job.questions) - len(todo)
+            if todo:
+                _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
+            bar.update(1)
+            done_q = report.written + report.skipped + len(report.failures)
+            bar.set_postfix(questions=f"{done_q}/{report.n_questions}",
+                            failed=len(report.failures), refresh=False)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record) -> None:
+    path = benchmark.resolve_video(todo[0], video_root)
+    try:
+        if not Path(path).is_file():
+            raise VideoError(path, "file not found")
+        results = selector.select_many(str(path), [q.question for q in todo], num_frames=num_frames,
+                                       strategy=strategy)
+        report.encodes += 1
+        pairs = list(zip(todo, results))
+    except VideoError as exc:
+        _fail_all(report, todo, job.video, str(exc))
+        return
+    except _DECODE_ERRORS as exc:
+        logger.debug(f"{job.video}: select_many failed ({exc!r}); retrying question by question")
+        pairs = []
+        for q in todo:
+            try:
+                pairs.append((q, selector.select(str(path), q.question, num_frames=num_frames, strategy=strategy)))
+            except _DECODE_ERRORS as one:
+                _fail_all(report, [q], job.video, f"{type(one).__name__}: {one}" if not isinstance(
+                    one, TspoEvalError) else str(one))
+    for q, result in pairs:
+        record = IndexRecord.from_selection(result, benchmark=benchmark.name, question_id=q.question_id,
+                                            video=job.video, num_frames=num_frames)
+        if writer.write(record):
+            report.written += 1
+            if on_record is not None:
+                on_record(record)
+
+
+def _fail_all(report: PrecomputeReport, questions, video: str, reason: str) -> None:
+    logger.warning(f"{video}: {len(questions)} question(s) failed: {reason}")
+    report.failures.extend(Failure(q.question_id, video, reason) for q in questions)
+
+
+# ---- files ------------------------------------------------------------------------------------------
+def write_failures(path: Path, failures: Sequence[Failure]) -> None:
+    """Failures sorted by (video, question id), written atomically; the file is removed when empty."""
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    ordered = sorted(failures, key=lambda f: (f.video, _natural_key(f.question_id), f.question_id))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f.to_json() + "\n" for f in ordered), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_failures(path: Path) -> list[Failure]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Failure(r["question_id"], r["video"], r["reason"]) for r in rows]
+
+
+def canonicalize(out: Path) -> None:
+    """Rewrite ``out`` in canonical order when it is not (e.g. after a resumed run retried a failure)."""
+    records = list(iter_index_jsonl(out)) if out.is_file() else []
+    keys = [record_sort_key(r) for r in records]
+    if keys != sorted(keys):
+        write_index(out, sorted(records, key=record_sort_key))
+
+
+# ---- the whole command ------------------------------------------------------------------------------
+@dataclass
+class PrecomputeOptions:
+    benchmark: str
+    annotations: Path
+    video_root: Path
+    out: Path
+    num_frames: int = 64
+    strategy: str = "auto"
+    scorer: str = "tspo"
+    agent: str = "hzf666/TSPO-0.4B"
+    clip_model: str | None = None
+    cache_dir: str | None = None
+    limit: int | None = None
+    decoder: str = "decord"
+    fps: float = 1.0
+    device: str | None = None
+    dtype: str | None = None
+    overwrite: bool = False
+    progress: bool | None = None
+
+
+def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None,
+               ctx: DistContext | None = None) -> PrecomputeReport:
+    """Run the precomputation (this rank's share when distributed) and merge on rank 0.
+
+    ``selector`` overrides the one built from ``options`` (tests, benchmarks). Returns this
+    rank's report with ``total_failed`` summed over all ranks.
+    """
+    from tspo_eval.agent.selection import resolve_strategy
+    from tspo_eval.benchmarks import get_benchmark
+
+    if options.num_frames <= 0:
+        raise InputError(f"--num-frames must be positive, got {options.num_frames}")
+    ctx = ctx or DistContext.from_env()
+    benchmark = get_benchmark(options.benchmark)
+    strategy = resolve_strategy(options.strategy, benchmark.name)
+    out = Path(options.out)
+    jobs = plan_jobs(benchmark.load(options.annotations), options.limit)
+    mine = ctx.shard(jobs)
+    with ProcessGroup(ctx) as group:
+        if options.overwrite and ctx.is_main:
+            for stale in [out, failures_path(out), *out.parent.glob(f"{out.name}.rank*.jsonl")]:
+                stale.unlink(missing_ok=True)
+        group.barrier()
+        if selector is None:
+            from tspo_eval.selection import FrameSelector
+
+            selector = FrameSelector.from_options(
+                scorer=options.scorer, agent=options.agent, clip_model=options.clip_model,
+                device=options.device or ctx.default_device(), dtype=options.dtype,
+                cache_dir=options.cache_dir, decoder=options.decoder, fps=options.fps)
+        scorer = selector.scorer
+        check_compatible(out, strategy, getattr(scorer, "name", options.scorer), getattr(scorer, "fingerprint", ""))
+        target = rank_path(out, ctx.rank) if ctx.is_distributed else out
+        skip = {r.question_id for r in iter_index_jsonl(out)} if ctx.is_distributed and out.is_file() else set()
+        desc = f"precompute[{ctx.rank}/{ctx.world_size}]" if ctx.is_distributed else "precompute"
+        with IndexWriter(target) as writer:
+            report = run_jobs(selector, benchmark, mine, options.video_root, writer,
+                              num_frames=options.num_frames, strategy=strategy, skip_ids=skip,
+                              progress=options.progress, desc=desc)
+        fail_file = rank_path(out, ctx.rank, ".failures.jsonl") if ctx.is_distributed else failures_path(out)
+        write_failures(fail_file, report.failures)
+        report.total_failed = group.sum(len(report.failures))  # every rank has finished writing here
+        if ctx.is_main:
+            if ctx.is_distributed:
+                _merge_ranks(out, ctx.world_size)
+            canonicalize(out)
+        group.barrier()
+    logger.info(f"{desc}: {report.summary()}")
+    return report
+
+
+def _merge_ranks(out: Path, world_size: int) -> None:
+    """Rank 0: fold every ``<out>.rank*.jsonl`` into ``out`` and the current ranks' failures into one file."""
+    parts = sorted(out.parent.glob(f"{out.name}.rank*.jsonl"))
+    parts = [p for p in parts if not p.name.endswith(".failures.jsonl")]
+    n = merge_index_files(parts, out)
+    failures: list[Failure] = []
+    for k in range(world_size):
+        failures.extend(read_failures(rank_path(out, k, ".failures.jsonl")))
+    write_failures(failures_path(out), failures)
+    for p in parts + list(out.parent.glob(f"{out.name}.rank*.failures.jsonl")):
+        p.unlink(missing_ok=True)
+    logger.info(f"merged {len(parts)} rank files into {out} ({n} records)")
+
+
+def summarize_failures(failures: Sequence[Failure], limit: int = 10) -> str:
+    """Failures grouped by reason, the most common first (for the end-of-run message)."""
+    by_reason: dict[str, list[Failure]] = {}
+    for f in failures:
+        by_reason.setdefault(f.reason, []).append(f)
+    lines = []
+    for reason, group in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))[:limit]:
+        videos = sorted({f.video for f in group})
+        lines.append(f"  {len(group)} question(s) in {len(videos)} video(s): {reason}")
+    if len(by_reason) > limit:
+        lines.append(f"  ... and {len(by_reason) - limit} other reasons")
+    return "\n".join(lines)
