@@ -1,0 +1,147 @@
+"""``tspo-eval select VIDEO --question TEXT``: pick the frames of one video for one question."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from loguru import logger
+
+from tspo_eval.errors import InputError
+
+STRATEGY_CHOICES = ("topk", "bin-max", "aks", "uniform")
+DECODER_CHOICES = ("decord", "pyav", "torchcodec")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``select`` arguments to ``parser``."""
+    parser.add_argument("video", help="video file")
+    parser.add_argument("--question", "-q", required=True, help="question text (options are cut off)")
+    parser.add_argument("--agent", default="hzf666/TSPO-0.4B", help="TSPO checkpoint folder or hub id")
+    parser.add_argument("--num-frames", "-k", type=int, default=64, help="frames to select (K)")
+    parser.add_argument("--strategy", default="topk", help=f"one of {', '.join(STRATEGY_CHOICES)}")
+    parser.add_argument("--scorer", default="tspo", help="tspo (the agent) or clip (raw CLIP similarity)")
+    parser.add_argument(
+        "--clip-model", default=None,
+        help="for --scorer clip: HF CLIP folder/id or open_clip:ARCH/PRETRAINED; for tspo: the CLIP of a training checkpoint",
+    )
+    parser.add_argument("--fps", type=float, default=1.0, help="candidate rate in frames per second")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on cuda, fp32 on cpu)")
+    parser.add_argument("--decoder", default="decord", help=f"one of {', '.join(DECODER_CHOICES)}")
+    parser.add_argument("--cache-dir", default=None, help="feature cache folder (default: $TSPO_EVAL_CACHE_DIR or user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--contact-sheet", metavar="PNG", default=None, help="write the chosen frames with their times")
+    parser.add_argument("--plot", metavar="PNG", default=None, help="write the score timeline with the chosen frames marked")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log model loading and cache use")
+    parser.set_defaults(func=run)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Fail fast (before loading any model) on options that cannot work."""
+    if args.num_frames <= 0:
+        raise InputError(f"--num-frames must be a positive integer, got {args.num_frames}")
+    if args.strategy not in STRATEGY_CHOICES:
+        raise InputError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_CHOICES)}")
+    if args.decoder not in DECODER_CHOICES:
+        raise InputError(f"unknown decoder {args.decoder!r}; choose one of {', '.join(DECODER_CHOICES)}")
+    if args.scorer not in ("tspo", "clip"):
+        raise InputError(f"unknown scorer {args.scorer!r}; choose tspo or clip")
+    if not args.question or not args.question.strip():
+        raise InputError("empty question: pass the question text with --question")
+    if not args.fps > 0:
+        raise InputError(f"--fps must be positive, got {args.fps}")
+
+
+_stderr_handler: int | None = 0  # loguru's default handler; replaced while a command runs
+
+
+def _write_stderr(message: str) -> None:
+    sys.stderr.write(message)  # looked up at each call: follows redirections (tests, notebooks)
+
+
+@contextlib.contextmanager
+def _log_level(level: str) -> Iterator[None]:
+    """Show only ``level`` and above on stderr while the command runs (the default handler shows DEBUG)."""
+    global _stderr_handler
+    try:
+        logger.remove(_stderr_handler)
+        removed = True
+    except ValueError:  # someone else configured loguru: leave their handlers alone
+        removed = False
+    handler = logger.add(_write_stderr, level=level, format="{level}: {message}")
+    try:
+        yield
+    finally:
+        logger.remove(handler)
+        if removed:
+            _stderr_handler = logger.add(_write_stderr)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The folders of the requested PNG files must exist (checked before any work)."""
+    for option, value in (("--contact-sheet", args.contact_sheet), ("--plot", args.plot)):
+        if value and not Path(value).expanduser().resolve().parent.is_dir():
+            raise InputError(f"{option} {value}: folder {Path(value).parent} does not exist")
+
+
+def _print_table(result, file=sys.stdout) -> None:
+    from tspo_eval.visualize import format_time
+
+    print(
+        f"{result.video}: {len(result.frame_indices)} of {result.num_candidates} candidates "
+        f"({result.fps:g} fps grid, video {result.avg_fps:.3f} fps, {result.n_frames} frames), "
+        f"strategy {result.strategy}, scorer {result.scorer}"
+        + (", features from cache" if result.feature_cache_hit else ""),
+        file=file,
+    )
+    print(f"{'#':>4}  {'frame':>8}  {'time':>10}  {'score':>9}", file=file)
+    for rank, (pos, frame, time) in enumerate(zip(result.selected_positions, result.frame_indices, result.timestamps), 1):
+        score = f"{result.scores[pos]:9.4f}" if result.scores else f"{'-':>9}"
+        print(f"{rank:>4}  {frame:>8}  {format_time(time):>10}  {score}", file=file)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Select, then print (table or JSON) and optionally draw the contact sheet and the plot."""
+    _check_options(args)
+    _check_outputs(args)
+    with _log_level("DEBUG" if args.verbose else "WARNING"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Probe the video, build the selector (model + cache), select, report."""
+    from tspo_eval.selection import FrameSelector
+    from tspo_eval.video import open_video
+
+    with open_video(args.video, args.decoder):  # a bad video fails here, before any model is loaded
+        pass
+
+    selector = FrameSelector.from_options(
+        scorer=args.scorer, agent=args.agent, clip_model=args.clip_model, device=args.device, dtype=args.dtype,
+        cache_dir=args.cache_dir, decoder=args.decoder, fps=args.fps, cache=not args.no_cache,
+    )
+    result = selector.select(args.video, args.question, num_frames=args.num_frames, strategy=args.strategy)
+    title = f"{args.video} | {' '.join(args.question.split())[:80]}"
+    if args.contact_sheet:
+        from tspo_eval.video import decode_frames
+        from tspo_eval.visualize import contact_sheet
+
+        frames = decode_frames(args.video, result.frame_indices, decoder=args.decoder)
+        contact_sheet(frames, result.timestamps, args.contact_sheet, title=title)
+    if args.plot:
+        from tspo_eval.visualize import score_timeline
+
+        times = [i / result.avg_fps for i in result.candidate_indices]
+        label = "TSPO logit S/tau" if result.scorer == "tspo" else "CLIP cosine"
+        score_timeline(times, result.scores, result.selected_positions, args.plot,
+                       title=title, score_label=label)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        _print_table(result)
+    return 0
