@@ -32,6 +32,14 @@ def tiny_agent_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_agent(tiny_agent_dir: Path):
+    """The tiny TSPO checkpoint loaded on CPU (shared by tests that only read it)."""
+    from tspo_eval.agent import TemporalAgent
+
+    return TemporalAgent.from_pretrained(tiny_agent_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
 def video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("videos")
 
