@@ -1,0 +1,337 @@
+"""The one frame-selection code path: video + scorer + feature cache -> :class:`SelectionResult`.
+
+Candidates are decoded in bounded chunks and encoded chunk by chunk (decoding of chunk i+1
+overlaps encoding of chunk i in a background thread) into one preallocated [T, D] tensor, which
+is cached on disk (:class:`FeatureCache`) and in memory for the last video, so every question on
+a video after the first costs one text encoding and the selector head.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from loguru import logger
+from torch import Tensor
+
+from tspo_eval.errors import InputError
+from tspo_eval.frame_index_cache import FeatureCache
+from tspo_eval.video import (
+    VideoMetadata,
+    candidate_grid,
+    candidate_stride,
+    iter_frame_chunks,
+    open_video,
+    video_fingerprint,
+)
+
+#: strategies FrameSelector accepts ("auto" is resolved by callers with tspo_eval.agent.resolve_strategy).
+STRATEGIES = ("topk", "bin-max", "aks", "uniform")
+#: candidate count from which a progress bar is shown on a terminal (about 2 minutes at 1 fps).
+LONG_DECODE = 120
+#: seconds the decoding thread waits for the encoder before pausing the reader (see VideoReader.pause).
+PAUSE_AFTER_S = 0.05
+
+
+@dataclass
+class SelectionResult:
+    """Frames chosen for one question on one video (all frame numbers are source frame numbers)."""
+
+    video: str
+    question: str
+    frame_indices: list[int]  # temporal order
+    timestamps: list[float]  # seconds = frame_index / avg_fps
+    candidate_indices: list[int]  # the candidate grid
+    scores: list[float]  # one per candidate ([] for the scorer-free uniform baseline)
+    selected_positions: list[int]  # positions into candidate_indices
+    strategy: str
+    scorer: str
+    num_candidates: int
+    fps: float
+    avg_fps: float
+    n_frames: int
+    agent_fingerprint: str
+    clip_fingerprint: str
+    feature_cache_hit: bool
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (plain ints, floats, strings, lists)."""
+        return asdict(self)
+
+
+def _check_request(num_frames: int, strategy: str) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+        raise InputError(f"number of frames must be a positive integer, got {num_frames!r}")
+    if strategy == "auto":
+        raise InputError("strategy 'auto' must be resolved first (tspo_eval.agent.resolve_strategy(strategy, benchmark))")
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def _build_result(
+    video: str, question: str, meta: VideoMetadata, grid: np.ndarray, positions: Tensor, scores: list[float],
+    strategy: str, scorer: str, fps: float, agent_fp: str, clip_fp: str, cache_hit: bool,
+) -> SelectionResult:
+    pos = [int(p) for p in positions.tolist()]
+    frames = [int(grid[p]) for p in pos]
+    return SelectionResult(
+        video=video,
+        question=question,
+        frame_indices=frames,
+        timestamps=[round(f / meta.avg_fps, 6) for f in frames],
+        candidate_indices=[int(i) for i in grid.tolist()],
+        scores=scores,
+        selected_positions=pos,
+        strategy=strategy,
+        scorer=scorer,
+        num_candidates=int(len(grid)),
+        fps=float(fps),
+        avg_fps=float(meta.avg_fps),
+        n_frames=int(meta.n_frames),
+        agent_fingerprint=agent_fp,
+        clip_fingerprint=clip_fp,
+        feature_cache_hit=cache_hit,
+    )
+
+
+def _prefetch(chunks: Iterator[np.ndarray], depth: int = 1, on_wait=None) -> Iterator[np.ndarray]:
+    """Run ``chunks`` in a background thread, at most ``depth`` chunks ahead of the consumer.
+
+    ``on_wait()`` is called in that thread when it has waited ``PAUSE_AFTER_S`` for the consumer
+    and when it has produced everything, i.e. whenever the decoder is about to idle for longer.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def idle() -> None:
+        if on_wait is not None:
+            on_wait()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                try:  # a short wait is not worth a pause (decord's pause costs a keyframe restart)
+                    slots.put(chunk, timeout=PAUSE_AFTER_S)
+                    continue
+                except queue.Full:
+                    idle()
+                if not put(chunk):
+                    return
+            idle()
+            put(done)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="tspo-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)
+
+
+class FrameSelector:
+    """Select frames of videos for questions with ``scorer`` (a TemporalAgent or ClipScorer).
+
+    Args:
+        scorer: object with ``encode_frames``, ``encode_text``, ``score``, ``select``, ``name``,
+            ``fingerprint`` and ``encoder_fingerprint``.
+        cache: a :class:`FeatureCache`, True for the default one, False/None for none.
+        decoder: ``decord`` | ``pyav`` | ``torchcodec``.
+        fps: candidate rate (1.0 in TSPO).
+        chunk_size: candidates decoded and encoded at a time (bounds memory).
+        progress: True shows a progress bar; False shows one only on a terminal for long videos.
+        prefetch: decode the next chunk while the current one is encoded.
+    """
+
+    def __init__(
+        self, scorer: Any, *, cache: FeatureCache | None | bool = True, decoder: str = "decord", fps: float = 1.0,
+        chunk_size: int = 32, progress: bool = False, prefetch: bool = True,
+    ) -> None:
+        from tspo_eval.video import DECODERS
+
+        if str(decoder).lower() not in DECODERS:
+            raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+        if int(chunk_size) <= 0:
+            raise InputError(f"chunk_size must be positive, got {chunk_size}")
+        candidate_stride(30.0, fps)  # validates fps
+        self.scorer = scorer
+        self.cache: FeatureCache | None = FeatureCache() if cache is True else (cache or None)
+        self.decoder = str(decoder).lower()
+        self.fps = float(fps)
+        self.chunk_size = int(chunk_size)
+        self.progress = progress
+        self.prefetch = prefetch
+        self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor]] | None = None
+
+    @classmethod
+    def from_options(
+        cls, scorer: str = "tspo", agent: str = "hzf666/TSPO-0.4B", clip_model: str | None = None, device=None,
+        dtype=None, cache_dir: str | os.PathLike | None = None, decoder: str = "decord", fps: float = 1.0, *,
+        cache: bool = True, chunk_size: int = 32, progress: bool = False,
+    ) -> "FrameSelector":
+        """Build the scorer with :func:`tspo_eval.agent.load_scorer` and a feature cache in
+        ``cache_dir`` (default location when None; no cache when ``cache=False``)."""
+        from tspo_eval.agent import load_scorer
+
+        scorer_obj = load_scorer(scorer=scorer, agent=agent, clip_model=clip_model, device=device, dtype=dtype)
+        feature_cache = FeatureCache(cache_dir) if cache else None
+        return cls(scorer_obj, cache=feature_cache, decoder=decoder, fps=fps, chunk_size=chunk_size, progress=progress)
+
+    # -- candidates ------------------------------------------------------------------------
+    @property
+    def _encoder_key(self) -> str:
+        """Encoder part of the cache key: the scorer's image pipeline plus the decoder."""
+        return f"{self.scorer.encoder_fingerprint}|decoder={self.decoder}"
+
+    def candidate_features(self, video: str | os.PathLike) -> tuple[VideoMetadata, np.ndarray, Tensor]:
+        """(metadata, candidate grid int64 [T], features float32 [T, D]) of ``video``.
+
+        Served from memory for the last video, else from the feature cache, else decoded and
+        encoded chunk by chunk (and then stored in the cache).
+        """
+        meta, grid, feats, _ = self._candidate_features(video)
+        return meta, grid, feats
+
+    def _candidate_features(self, video: str | os.PathLike) -> tuple[VideoMetadata, np.ndarray, Tensor, bool]:
+        path = os.fspath(video)
+        try:
+            st = os.stat(path)
+            memo_key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, self.decoder, self.fps, self._encoder_key)
+        except OSError:
+            memo_key = None  # open_video raises the proper VideoError below
+        if memo_key is not None and self._last is not None and self._last[0] == memo_key:
+            meta, grid, feats = self._last[1]
+            return meta, grid, feats, True
+        with open_video(path, self.decoder) as reader:
+            meta = reader.metadata
+            grid = candidate_grid(meta, self.fps)
+            stride = candidate_stride(meta.avg_fps, self.fps)
+            feats, hit = None, False
+            key = None
+            if self.cache is not None:
+                video_fp = video_fingerprint(path)
+                key_parts = (video_fp, stride, len(grid), self._encoder_key)
+                key = self.cache.key(*key_parts)
+                feats = self.cache.load(key)
+                hit = feats is not None
+                if hit:
+                    logger.debug("feature cache hit for {} ({})", path, key)
+            if feats is None:
+                feats = self._encode_candidates(reader, grid)
+                if self.cache is not None and key is not None:
+                    metadata = self.cache.key_metadata(*key_parts)
+                    metadata.update(video=os.path.basename(path), n_frames=str(meta.n_frames), avg_fps=repr(meta.avg_fps))
+                    self.cache.save(key, feats, metadata)
+        if memo_key is not None:
+            self._last = (memo_key, (meta, grid, feats))
+        return meta, grid, feats, hit
+
+    def _encode_candidates(self, reader, grid: np.ndarray) -> Tensor:
+        """Stream the candidates at ``grid`` through the scorer's image encoder -> float32 [T, D]."""
+        from tqdm.auto import tqdm
+
+        total = len(grid)
+        if self.prefetch and total > self.chunk_size:
+            # the decoder pauses only when it must wait for the encoder, so a decode-bound run
+            # never restarts decoding at a keyframe (decord's pause is a seek)
+            chunks: Iterator[np.ndarray] = _prefetch(
+                iter_frame_chunks(reader, grid, self.chunk_size), depth=1, on_wait=reader.pause
+            )
+        else:
+            chunks = iter_frame_chunks(reader, grid, self.chunk_size, pause_between=True)
+        disable = False if self.progress else (None if total >= LONG_DECODE else True)
+        feats: Tensor | None = None
+        filled = 0
+        bar = tqdm(total=total, unit="frame", desc=f"encoding {Path(reader.metadata.path).name}", disable=disable,
+                   leave=False)
+        try:
+            for chunk in chunks:
+                with torch.inference_mode():
+                    out = self.scorer.encode_frames(chunk, batch_size=self.chunk_size)
+                out = out.detach().to("cpu", torch.float32)
+                if feats is None:
+                    feats = torch.empty((total, out.shape[-1]), dtype=torch.float32)
+                feats[filled : filled + len(out)] = out
+                filled += len(out)
+                bar.update(len(out))
+        finally:
+            bar.close()
+            if hasattr(chunks, "close"):
+                chunks.close()  # stop the decoding thread before the reader is closed
+        if feats is None or filled != total:
+            raise RuntimeError(f"{reader.metadata.path}: encoded {filled} of {total} candidates")
+        return feats
+
+    # -- selection -------------------------------------------------------------------------
+    def select(self, video: str | os.PathLike, question: str, num_frames: int = 64, strategy: str = "topk") -> SelectionResult:
+        """Frames of ``video`` for ``question`` (``num_frames`` of them; all candidates when T <= K)."""
+        return self.select_many(video, [question], num_frames=num_frames, strategy=strategy)[0]
+
+    def select_many(
+        self, video: str | os.PathLike, questions: Sequence[str], num_frames: int = 64, strategy: str = "topk"
+    ) -> list[SelectionResult]:
+        """One result per question; the candidates are decoded and encoded once."""
+        _check_request(num_frames, strategy)
+        if isinstance(questions, str):
+            raise InputError("questions must be a sequence of strings, not one string (use select())")
+        meta, grid, feats, hit = self._candidate_features(video)
+        results = []
+        for question in questions:
+            with torch.inference_mode():
+                text = self.scorer.encode_text(question)
+                scores = self.scorer.score(feats, text).detach().to("cpu", torch.float32).reshape(-1)
+                if len(grid) <= num_frames:
+                    positions = torch.arange(len(grid), dtype=torch.long)
+                else:
+                    positions = torch.as_tensor(self.scorer.select(scores, num_frames, strategy), dtype=torch.long).cpu()
+            results.append(
+                _build_result(
+                    os.fspath(video), question, meta, grid, positions, [float(s) for s in scores.tolist()], strategy,
+                    str(getattr(self.scorer, "name", type(self.scorer).__name__)), self.fps,
+                    str(getattr(self.scorer, "fingerprint", "")), str(self.scorer.encoder_fingerprint), hit,
+                )
+            )
+        return results
+
+
+def uniform_selection(
+    video: str | os.PathLike, num_frames: int = 64, decoder: str = "decord", fps: float = 1.0
+) -> SelectionResult:
+    """The uniform baseline on the same candidate grid: ``round(linspace(0, T-1, K))`` of the
+    candidates (all of them when T <= K); no scorer, ``scores`` is empty."""
+    from tspo_eval.agent.selection import select_positions
+
+    _check_request(num_frames, "uniform")
+    with open_video(video, decoder) as reader:
+        meta = reader.metadata
+    grid = candidate_grid(meta, fps)
+    positions = select_positions(torch.zeros(len(grid)), int(num_frames), "uniform")
+    return _build_result(os.fspath(video), "", meta, grid, positions, [], "uniform", "uniform", fps, "", "", False)

@@ -1,0 +1,62 @@
+"""Video decoding for frame selection: open a file through a backend (decord, PyAV or
+torchcodec), read its metadata, build the candidate grid, stream candidate frames in bounded
+chunks and decode arbitrary frame numbers.
+
+Every unusable file raises :class:`tspo_eval.errors.VideoError` naming the path and the problem.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from tspo_eval.errors import InputError
+from tspo_eval.video.base import VideoReader, iter_frame_chunks
+from tspo_eval.video.fingerprint import video_fingerprint
+from tspo_eval.video.grid import candidate_grid, candidate_stride, uniform_frame_indices
+from tspo_eval.video.metadata import VideoMetadata
+
+DECODERS = ("decord", "pyav", "torchcodec")
+
+
+def open_video(path: str | os.PathLike, decoder: str = "decord") -> VideoReader:
+    """Open ``path`` with ``decoder`` (one of :data:`DECODERS`); a context manager.
+
+    Raises :class:`InputError` for an unknown or uninstalled decoder and :class:`VideoError`
+    for a file that cannot be used.
+    """
+    name = str(decoder).lower()
+    if name == "decord":
+        from tspo_eval.video.decord_backend import DecordReader
+
+        return DecordReader(os.fspath(path))
+    if name == "pyav":
+        from tspo_eval.video.pyav_backend import PyAVReader
+
+        return PyAVReader(os.fspath(path))
+    if name == "torchcodec":
+        from tspo_eval.video.torchcodec_backend import TorchCodecReader
+
+        return TorchCodecReader(os.fspath(path))
+    raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+
+
+def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray, decoder: str = "decord") -> np.ndarray:
+    """Open ``path``, return uint8 [N,H,W,3] RGB frames at ``indices`` (given order), close."""
+    with open_video(path, decoder) as reader:
+        return reader.get_frames(indices)
+
+
+__all__ = [
+    "DECODERS",
+    "VideoMetadata",
+    "VideoReader",
+    "candidate_grid",
+    "candidate_stride",
+    "decode_frames",
+    "iter_frame_chunks",
+    "open_video",
+    "uniform_frame_indices",
+    "video_fingerprint",
+]
