@@ -286,6 +286,18 @@ class TspoLmms(lmms):
     def device(self):
         return self._device
 
+    @property
+    def model(self):
+        return self._model
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def eot_token_id(self) -> int:
+        return self._tokenizer.eos_token_id
+
     # -- lmms API -------------------------------------------------------------------------
     def loglikelihood(self, requests):
         raise NotImplementedError(f"{self.model_name}: loglikelihood is not supported (generation tasks only)")

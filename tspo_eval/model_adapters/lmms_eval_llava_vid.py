@@ -198,18 +198,6 @@ class LlavaVidTSPO(TspoLmms):
         self.batch_size_per_gpu = 1
         return inner
 
-    @property
-    def model(self):
-        return self._model
-
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def eot_token_id(self) -> int:
-        return self._tokenizer.eos_token_id
-
     def _answer_request(self, request: Any) -> str:
         if self.delegate is None:
             return super()._answer_request(request)

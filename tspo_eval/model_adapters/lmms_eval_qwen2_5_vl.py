@@ -161,18 +161,6 @@ class Qwen2_5_VL_TSPO(TspoLmms):
         self.add_time_instruction = bool(add_time_instruction)
         self._setup_frames(tspo_options, selection_log)
 
-    @property
-    def model(self):
-        return self._model
-
-    @property
-    def tokenizer(self):
-        return self._tokenizer
-
-    @property
-    def eot_token_id(self) -> int:
-        return self._tokenizer.eos_token_id
-
     def _input_device(self) -> torch.device:
         return next(self._model.parameters()).device
 
