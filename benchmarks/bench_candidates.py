@@ -40,12 +40,13 @@ CLIP_SIZES = {
 NOTES = """Notes:
 
 - On this 2-core CPU both stages (decoding and CLIP encoding) are CPU-bound and multi-threaded, so
-  overlapping them cannot gain much and their threads compete; the overlap is meant for GPU
-  encoding, where the CPU decodes while the GPU encodes.
-- decord, streamed, is slower than its one-batch reference on the 60-minute video (best of runs:
-  see the decord table): its decoder threads compete with torch's during the overlap, and each
-  chunk is a separate `get_batch` call. PyAV streams at the reference's speed and, in absolute
-  terms, faster than decord either way.
+  overlapping them cannot gain and their threads compete: with the encoder on the CPU the streamed
+  path decodes and encodes each chunk in turn (it overlaps them in a background thread only for an
+  encoder on an accelerator, where the CPU decodes while the GPU encodes). With the overlap, decord
+  streamed was about 10-16% slower than its reference on the 60-minute video; its reader's pauses
+  (a keyframe restart) were not the cause: the decoding thread paused twice in 113 chunks (one
+  counted run).
+- PyAV is, in absolute terms, faster than decord either way.
 - Peak RSS of the reference grows with the video (the whole candidate array, plus decord's
   background read-ahead while the encoder runs); the streamed path stays flat for both decoders.
 - The encoder is deliberately tiny so a shared 2-core CPU can encode 3,600 frames in under a minute;

@@ -205,6 +205,31 @@ def test_progress_bar_when_asked(agent, video, capsys) -> None:
     assert "encoding sel_clip.mp4" in capsys.readouterr().err
 
 
+def test_decoding_overlaps_encoding_only_off_the_cpu(agent, video, monkeypatch) -> None:
+    import tspo_eval.selection as selection
+
+    overlapped: list[bool] = []
+    real_prefetch = selection._prefetch
+
+    def spy(*args, **kwargs):
+        overlapped.append(True)
+        return real_prefetch(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "_prefetch", spy)
+    on_cpu = CountingScorer(agent)
+    on_cpu.device = agent.device  # the tiny agent runs on the CPU
+    on_gpu = CountingScorer(agent)
+    on_gpu.device = torch.device("cuda", 0)  # only the attribute: nothing runs on it here
+    assert FrameSelector(on_cpu, cache=False).prefetch is False
+    assert FrameSelector(on_gpu, cache=False).prefetch is True
+    assert FrameSelector(CountingScorer(agent), cache=False).prefetch is True  # device unknown
+    assert FrameSelector(on_cpu, cache=False, prefetch=True).prefetch is True  # explicit wins
+    _, _, sequential = FrameSelector(on_cpu, cache=False, chunk_size=8).candidate_features(video)
+    assert overlapped == [] and on_cpu.calls == [8, 8, 4]  # decoded and encoded in turn
+    _, _, prefetched = FrameSelector(on_cpu, cache=False, chunk_size=8, prefetch=True).candidate_features(video)
+    assert overlapped == [True] and torch.equal(sequential, prefetched)  # same frames, same batches
+
+
 def test_prefetch_overlaps_propagates_errors_and_stops_early() -> None:
     produced: list[int] = []
 

@@ -1,7 +1,8 @@
 """The one frame-selection code path: video + scorer + feature cache -> :class:`SelectionResult`.
 
-Candidates are decoded in bounded chunks and encoded chunk by chunk (decoding of chunk i+1
-overlaps encoding of chunk i in a background thread) into one preallocated [T, D] tensor, which
+Candidates are decoded in bounded chunks and encoded chunk by chunk (for an encoder on an
+accelerator, decoding of chunk i+1 overlaps encoding of chunk i in a background thread) into one
+preallocated [T, D] tensor, which
 is cached on disk (:class:`FeatureCache`) and in memory for the last video, so every question on
 a video after the first costs one text encoding and the selector head.
 """
@@ -157,6 +158,23 @@ def _prefetch(chunks: Iterator[np.ndarray], depth: int = 1, on_wait=None) -> Ite
             worker.join(timeout=0.05)
 
 
+def overlap_decoding(scorer: Any) -> bool:
+    """Whether decoding should overlap encoding for ``scorer``: yes unless its ``device`` is the CPU.
+
+    On the CPU the decoder and the encoder compete for the same cores, and the overlap measured
+    slower than decoding and encoding in turn (decord: 60-minute video about 10% slower, see
+    benchmarks/results/bench_candidates.md); on an accelerator the CPU decodes while it encodes.
+    A scorer without a ``device`` attribute is overlapped.
+    """
+    device = getattr(scorer, "device", None)
+    if device is None:
+        return True
+    try:
+        return torch.device(device).type != "cpu"
+    except (RuntimeError, TypeError):
+        return True
+
+
 class FrameSelector:
     """Select frames of videos for questions with ``scorer`` (a TemporalAgent or ClipScorer).
 
@@ -168,12 +186,13 @@ class FrameSelector:
         fps: candidate rate (1.0 in TSPO).
         chunk_size: candidates decoded and encoded at a time (bounds memory).
         progress: True shows a progress bar; False shows one only on a terminal for long videos.
-        prefetch: decode the next chunk while the current one is encoded.
+        prefetch: decode the next chunk while the current one is encoded; None (default) does so
+            only when the scorer's encoder runs on an accelerator (see :func:`overlap_decoding`).
     """
 
     def __init__(
         self, scorer: Any, *, cache: FeatureCache | None | bool = True, decoder: str = "decord", fps: float = 1.0,
-        chunk_size: int = 32, progress: bool = False, prefetch: bool = True,
+        chunk_size: int = 32, progress: bool = False, prefetch: bool | None = None,
     ) -> None:
         from tspo_eval.video import DECODERS
 
@@ -188,7 +207,7 @@ class FrameSelector:
         self.fps = float(fps)
         self.chunk_size = int(chunk_size)
         self.progress = progress
-        self.prefetch = prefetch
+        self.prefetch = overlap_decoding(scorer) if prefetch is None else bool(prefetch)
         self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor]] | None = None
 
     @classmethod
