@@ -126,6 +126,8 @@ def _prefetch(chunks: Iterator[np.ndarray], depth: int = 1, on_wait=None) -> Ite
     def produce() -> None:
         try:
             for chunk in chunks:
+                if stop.is_set():  # the consumer has gone: decode nothing more
+                    return
                 try:  # a short wait is not worth a pause (decord's pause costs a keyframe restart)
                     slots.put(chunk, timeout=PAUSE_AFTER_S)
                     continue
