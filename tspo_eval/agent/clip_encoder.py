@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,10 @@ import numpy as np
 import torch
 from loguru import logger
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from tspo_eval.agent.checkpoint import list_weight_files
 from tspo_eval.agent.fingerprint import hash_safetensors, hash_tensors, short
-from tspo_eval.agent.frames import as_frame_list, iter_batches
+from tspo_eval.agent.frames import encode_in_batches
 from tspo_eval.errors import CheckpointError, InputError
 
 #: image-processor settings that change pixel values (the rest are bookkeeping)
@@ -137,21 +135,12 @@ class HFClipEncoder:
     @torch.inference_mode()
     def encode_images(self, frames: Any, batch_size: int = 32) -> Tensor:
         """CLIP ``get_image_features`` (projected, not normalised): float32 ``[T, D]`` on CPU."""
-        items = as_frame_list(frames)
-        if not items:
-            return torch.empty(0, self.feature_dim)
-        out = []
-        n_batches = (len(items) + batch_size - 1) // batch_size
-        bar = tqdm(total=len(items), desc="CLIP frames", unit="frame", leave=False,
-                   disable=n_batches < 4 or not sys.stderr.isatty())
-        for batch in iter_batches(items, batch_size):
-            kwargs = {"input_data_format": "channels_last"} if isinstance(batch[0], np.ndarray) else {}
-            pixels = self.image_processor(images=batch, return_tensors="pt", **kwargs)["pixel_values"]
-            feats = pooled_features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
-            out.append(feats.float().cpu())
-            bar.update(len(batch))
-        bar.close()
-        return torch.cat(out)
+        return encode_in_batches(frames, batch_size, self.feature_dim, self._encode_image_batch, "CLIP frames")
+
+    def _encode_image_batch(self, batch: list[Any]) -> Tensor:
+        kwargs = {"input_data_format": "channels_last"} if isinstance(batch[0], np.ndarray) else {}
+        pixels = self.image_processor(images=batch, return_tensors="pt", **kwargs)["pixel_values"]
+        return pooled_features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> Tensor:

@@ -1,7 +1,8 @@
 """Validation and batching of frame inputs: uint8 ``[T, H, W, 3]`` arrays/tensors or PIL images."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+import sys
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -42,3 +43,25 @@ def iter_batches(items: list[Any], batch_size: int) -> Iterator[list[Any]]:
         raise InputError(f"batch size must be positive, got {batch_size}")
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
+
+
+def encode_in_batches(
+    frames: Any, batch_size: int, feature_dim: int, encode_batch: Callable[[list[Any]], torch.Tensor], desc: str
+) -> torch.Tensor:
+    """Validate ``frames``, run ``encode_batch`` on consecutive batches and concatenate: float32 ``[T, D]`` on CPU.
+
+    A progress bar (``desc``) shows on a terminal when there are at least 4 batches.
+    """
+    from tqdm.auto import tqdm
+
+    items = as_frame_list(frames)
+    if not items:
+        return torch.empty(0, feature_dim)
+    n_batches = (len(items) + batch_size - 1) // batch_size
+    out = []
+    with tqdm(total=len(items), desc=desc, unit="frame", leave=False,
+              disable=n_batches < 4 or not sys.stderr.isatty()) as bar:
+        for batch in iter_batches(items, batch_size):
+            out.append(encode_batch(batch).float().cpu())
+            bar.update(len(batch))
+    return torch.cat(out)

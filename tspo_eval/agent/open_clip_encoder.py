@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from tspo_eval.agent.fingerprint import hash_safetensors, short
-from tspo_eval.agent.frames import as_frame_list, iter_batches
+from tspo_eval.agent.frames import encode_in_batches
 from tspo_eval.errors import CheckpointError, InputError
 
 OPEN_CLIP_PREFIX = "open_clip:"
@@ -85,19 +83,12 @@ class OpenClipEncoder:
     @torch.inference_mode()
     def encode_images(self, frames: Any, batch_size: int = 32) -> Tensor:
         """``encode_image`` (not normalised): float32 ``[T, D]`` on CPU."""
-        items = as_frame_list(frames)
-        if not items:
-            return torch.empty(0, self.feature_dim)
-        out = []
-        bar = tqdm(total=len(items), desc="open_clip frames", unit="frame", leave=False,
-                   disable=len(items) < 4 * batch_size or not sys.stderr.isatty())
-        for batch in iter_batches(items, batch_size):
-            images = [Image.fromarray(f) if isinstance(f, np.ndarray) else f for f in batch]
-            pixels = torch.stack([self.preprocess(im) for im in images]).to(self.device, self.dtype)
-            out.append(self.model.encode_image(pixels).float().cpu())
-            bar.update(len(batch))
-        bar.close()
-        return torch.cat(out)
+        return encode_in_batches(frames, batch_size, self.feature_dim, self._encode_image_batch, "open_clip frames")
+
+    def _encode_image_batch(self, batch: list[Any]) -> Tensor:
+        images = [Image.fromarray(f) if isinstance(f, np.ndarray) else f for f in batch]
+        pixels = torch.stack([self.preprocess(im) for im in images]).to(self.device, self.dtype)
+        return self.model.encode_image(pixels)
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> Tensor:
