@@ -4,14 +4,12 @@ Files: ``span_hits.md``, ``span_hits.csv``, ``span_hits.json`` in the output fol
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import fields
 from pathlib import Path
 
 from tspo_eval.leaderboard.span_hits import SpanBoard, SpanRow
-from tspo_eval.leaderboard.tables import atomic_write_bytes, ci_text, csv_value, fmt, fmt_p, json_safe, md_table
+from tspo_eval.leaderboard.tables import atomic_write_bytes, ci_text, csv_text, fmt, fmt_p, json_safe, md_table
 
 SCHEMA = "tspo-eval/span-hits/v1"
 SPAN_FIELDS = [f.name for f in fields(SpanRow)]
@@ -45,13 +43,7 @@ def span_markdown(board: SpanBoard) -> str:
 
 
 def span_csv(board: SpanBoard) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SPAN_FIELDS)
-    for row in board.rows:
-        data = row.to_dict()
-        writer.writerow([csv_value(data[k]) for k in SPAN_FIELDS])
-    return buffer.getvalue()
+    return csv_text(SPAN_FIELDS, (row.to_dict() for row in board.rows))
 
 
 def span_json(board: SpanBoard) -> str:

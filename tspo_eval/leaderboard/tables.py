@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from tspo_eval.leaderboard.board import MACRO, OVERALL, ROLE_BASELINE, Leaderboard, Row
 from tspo_eval.leaderboard.published import SOURCE, PublishedResult, published_delta
@@ -143,24 +143,23 @@ def csv_value(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def to_csv(board: Leaderboard) -> str:
+def csv_text(fields: Sequence[str], records: Iterable[dict[str, Any]], cell: Callable[[Any], Any] = csv_value) -> str:
+    """CSV text: a header of ``fields``, then ``cell(record[field])`` for each record."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(ROW_FIELDS)
-    for row in board.rows:
-        data = row.to_dict()
-        writer.writerow([csv_value(data[name]) for name in ROW_FIELDS])
+    writer.writerow(fields)
+    for data in records:
+        writer.writerow([cell(data[name]) for name in fields])
     return buffer.getvalue()
+
+
+def to_csv(board: Leaderboard) -> str:
+    return csv_text(ROW_FIELDS, (row.to_dict() for row in board.rows))
 
 
 def published_csv(published: Sequence[PublishedResult]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(PUBLISHED_FIELDS)
-    for p in published:
-        data = {**p.to_dict(), "reported_delta": published_delta(p)}
-        writer.writerow(["" if data[k] is None else data[k] for k in PUBLISHED_FIELDS])
-    return buffer.getvalue()
+    records = ({**p.to_dict(), "reported_delta": published_delta(p)} for p in published)
+    return csv_text(PUBLISHED_FIELDS, records, cell=lambda value: "" if value is None else value)
 
 
 def json_safe(value: Any) -> Any:
