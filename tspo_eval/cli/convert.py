@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from tspo_eval.benchmarks import BENCHMARK_NAMES, QuestionRecord, get_benchmark
-from tspo_eval.benchmarks.vlmevalkit_tsv import atomic_write_text, build_vlmevalkit_tsv
+from tspo_eval.atomic_files import atomic_write
+from tspo_eval.benchmarks.vlmevalkit_tsv import build_vlmevalkit_tsv
 
 FORMATS = ("json", "vlmevalkit")
 
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
         records = get_benchmark(args.benchmark).load(args.annotations)
         text = records_json(records, jsonl=args.output.suffix.lower() == ".jsonl")
         n = len(records)
-    atomic_write_text(args.output, text)
+    atomic_write(args.output, text)
     print(f"{args.output}: {n} questions ({args.fmt})")
     return 0

@@ -6,11 +6,12 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
+
+from tspo_eval.atomic_files import TEMP_SUFFIX, atomic_write
 
 if TYPE_CHECKING:  # torch loads on first load/save, so `tspo-eval cache info` stays fast
     from torch import Tensor
@@ -193,24 +194,10 @@ class FeatureCache:
         )
         payload = save_bytes({_TENSOR: features}, metadata=meta)
         path = self.path_for(key)
-        tmp_name = None
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
+            atomic_write(path, payload)
         except OSError as exc:
             logger.warning("feature cache: cannot write {} ({}); continuing without caching", path, exc)
-        finally:
-            if tmp_name is not None:
-                try:
-                    os.unlink(tmp_name)
-                except OSError:
-                    pass
 
     # -- maintenance -----------------------------------------------------------------------
     def entries(self) -> list[Path]:
@@ -240,7 +227,7 @@ class FeatureCache:
             except FileNotFoundError:
                 pass
         if self.root.is_dir():
-            for tmp in self.root.glob(".*.tmp"):
+            for tmp in self.root.glob(f".*{TEMP_SUFFIX}"):
                 try:
                     tmp.unlink()
                 except OSError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.errors import AnnotationError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -245,20 +245,9 @@ def _is_json_array(path: Path) -> bool:
 
 
 def write_index(path: str | Path, records: Iterable[IndexRecord]) -> Path:
-    """Write a whole index file atomically (tmp file in the same folder + ``os.replace``)."""
+    """Write a whole index file atomically (see :mod:`tspo_eval.atomic_files`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for record in records:
-                handle.write(record.to_json() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, "".join(record.to_json() + "\n" for record in records))
     return path
 
 
@@ -301,7 +290,7 @@ class IndexWriter:
                     handle.write(b"\n")
             for line_no, obj in rows:
                 self._done.add(IndexRecord.from_dict(obj, where=f"{self.path}:{line_no}").question_id)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides, as for open()
 
     def done_ids(self) -> set[str]:
         """Question ids already in the file (a copy)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from loguru import logger
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.errors import AnnotationError, InputError, TspoEvalError
 from tspo_eval.frame_index_cache.index_store import (
     FLAG_IMPORTED,
@@ -200,15 +200,7 @@ def export_published(records: Sequence[IndexRecord], out: str | Path, annotation
     """Write ``records`` as a TSPO ``*_frameIdx.json`` file (atomically); returns (rows written, missing ids)."""
     rows, missing = published_rows(records, annotations, benchmark)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle)  # json's defaults: the published files' exact bytes
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, json.dumps(rows))  # json's defaults: the published files' exact bytes
     if missing:
         logger.warning(f"{out}: {len(missing)} questions without a record or annotation row were left out")
     return len(rows), missing

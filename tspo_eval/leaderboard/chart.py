@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.leaderboard.board import Leaderboard
 from tspo_eval.leaderboard.published import PublishedResult
 
@@ -49,7 +50,6 @@ def plot_leaderboard(board: Leaderboard, path: str | Path, published: Sequence[P
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas for PNG
     from matplotlib.patches import Patch
 
-    from tspo_eval.leaderboard.tables import atomic_write_bytes
 
     benches = board.benchmarks
     n_rows = 2 if published else 1
@@ -91,5 +91,5 @@ def plot_leaderboard(board: Leaderboard, path: str | Path, published: Sequence[P
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     out = Path(path)
-    atomic_write_bytes(out, buffer.getvalue())
+    atomic_write(out, buffer.getvalue())
     return out

@@ -9,7 +9,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from tspo_eval.leaderboard.span_hits import SpanBoard, SpanRow
-from tspo_eval.leaderboard.tables import atomic_write_bytes, ci_text, csv_text, fmt, fmt_p, json_safe, md_table
+from tspo_eval.atomic_files import atomic_write
+from tspo_eval.leaderboard.tables import ci_text, csv_text, fmt, fmt_p, json_safe, md_table
 
 SCHEMA = "tspo-eval/span-hits/v1"
 SPAN_FIELDS = [f.name for f in fields(SpanRow)]
@@ -55,7 +56,7 @@ def span_json(board: SpanBoard) -> str:
 def write_span_outputs(board: SpanBoard, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     paths = {"markdown": out / "span_hits.md", "csv": out / "span_hits.csv", "json": out / "span_hits.json"}
-    atomic_write_bytes(paths["markdown"], span_markdown(board).encode("utf-8"))
-    atomic_write_bytes(paths["csv"], span_csv(board).encode("utf-8"))
-    atomic_write_bytes(paths["json"], span_json(board).encode("utf-8"))
+    atomic_write(paths["markdown"], span_markdown(board).encode("utf-8"))
+    atomic_write(paths["csv"], span_csv(board).encode("utf-8"))
+    atomic_write(paths["json"], span_json(board).encode("utf-8"))
     return paths

@@ -11,37 +11,17 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.leaderboard.board import MACRO, OVERALL, ROLE_BASELINE, Leaderboard, Row
 from tspo_eval.leaderboard.published import SOURCE, PublishedResult, published_delta
 
 SCHEMA = "tspo-eval/leaderboard/v1"
 ROW_FIELDS = [f.name for f in fields(Row)]
 PUBLISHED_FIELDS = ["kind", "source", "benchmark", "model", "frame_source", "num_frames", "accuracy", "reported_delta"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp creates 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---- number formatting ---------------------------------------------------------------------------
@@ -187,12 +167,12 @@ def write_outputs(board: Leaderboard, out_dir: str | Path, published: Sequence[P
     """Write the Markdown, CSV, JSON (and PNG chart, and published.csv) files; returns kind -> path."""
     out = Path(out_dir)
     paths = {"markdown": out / "leaderboard.md", "csv": out / "leaderboard.csv", "json": out / "leaderboard.json"}
-    atomic_write_bytes(paths["markdown"], to_markdown(board, published).encode("utf-8"))
-    atomic_write_bytes(paths["csv"], to_csv(board).encode("utf-8"))
-    atomic_write_bytes(paths["json"], to_json(board, published).encode("utf-8"))
+    atomic_write(paths["markdown"], to_markdown(board, published).encode("utf-8"))
+    atomic_write(paths["csv"], to_csv(board).encode("utf-8"))
+    atomic_write(paths["json"], to_json(board, published).encode("utf-8"))
     if published:
         paths["published"] = out / "published.csv"
-        atomic_write_bytes(paths["published"], published_csv(published).encode("utf-8"))
+        atomic_write(paths["published"], published_csv(published).encode("utf-8"))
     if chart:
         from tspo_eval.leaderboard.chart import plot_leaderboard
 
@@ -200,4 +180,4 @@ def write_outputs(board: Leaderboard, out_dir: str | Path, published: Sequence[P
     return paths
 
 
-__all__ = ["OVERALL", "to_markdown", "to_csv", "to_json", "write_outputs", "atomic_write_bytes"]
+__all__ = ["OVERALL", "to_markdown", "to_csv", "to_json", "write_outputs"]

@@ -59,15 +59,13 @@ def locations(benchmark: str, annotations: str | os.PathLike | None = None,
 
 def ensure_tsv(benchmark: str, annotations: str | os.PathLike, tsv_path: str | os.PathLike) -> Path:
     """Write the VLMEvalKit TSV of ``annotations`` to ``tsv_path`` unless it already holds exactly that."""
-    from tspo_eval.benchmarks.vlmevalkit_tsv import (
-        atomic_write_text,
-        build_vlmevalkit_tsv,
-    )
+    from tspo_eval.atomic_files import atomic_write
+    from tspo_eval.benchmarks.vlmevalkit_tsv import build_vlmevalkit_tsv
 
     text = build_vlmevalkit_tsv(benchmark, annotations)
     path = Path(tsv_path)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_text(path, text)
+        atomic_write(path, text)
     return path
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.errors import InputError
 from tspo_eval.testing.videos import frame_pattern, write_test_video
 
@@ -96,8 +95,5 @@ def build_synthetic_benchmark(out_dir: str | Path, n_videos: int = 3, questions_
                          "options": options, "answer": "ABCD"[answer_pos], "duration": n_frames / fps,
                          "task_type": task, "time_spans": [span], "needle_color": color, "fps": fps})
     annotation_path = out_dir / ANNOTATION_NAME
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{ANNOTATION_NAME}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(rows, handle, indent=1)
-    os.replace(tmp, annotation_path)
+    atomic_write(annotation_path, json.dumps(rows, indent=1))
     return annotation_path, video_root
