@@ -133,14 +133,15 @@ def accuracy_and_paired_bootstrap(
 
 
 def binomial_two_sided_half(k: int, n: int) -> float:
-    """Exact two-sided p-value of ``k`` successes in ``n`` fair coin flips:
-    ``min(1, 2 * P[X <= min(k, n - k)])`` with ``X ~ Binomial(n, 1/2)`` (computed with integers)."""
+    """Exact two-sided p-value of ``k`` successes in ``n`` fair coin flips (``scipy.stats.binomtest``;
+    for p = 1/2 this is ``min(1, 2 * P[X <= min(k, n - k)])``); 1 when ``n == 0``."""
     if n < 0 or not 0 <= k <= n:
         raise InputError(f"invalid binomial counts k={k}, n={n}")
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
-    return min(1.0, 2.0 * math.exp(math.log(tail) - n * math.log(2.0)))
+    from scipy.stats import binomtest
+
+    return float(min(1.0, binomtest(k, n, 0.5, alternative="two-sided").pvalue))
 
 
 def mcnemar_exact(run: np.ndarray | list[bool], base: np.ndarray | list[bool]) -> McNemar:

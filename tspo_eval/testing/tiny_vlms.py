@@ -108,7 +108,7 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, hidden_size: in
 
     Vision: 1 block, patch 14, spatial merge 2, temporal patch 2; a 56x56 frame gives 4 merged
     tokens per temporal patch (``max_pixels=56*56`` in the saved processors).  Text: 1 layer,
-    head dim 32 with an M-RoPE section [4, 6, 6].
+    head dim 32 with an M-RoPE section [4, 6, 6] (scaled with ``hidden_size``).
     """
     from transformers import (
         Qwen2_5_VLConfig,
@@ -132,7 +132,9 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, hidden_size: in
             "num_key_value_heads": 1,
             "max_position_embeddings": 4096,
             "rope_theta": 1000000.0,
-            "rope_scaling": {"type": "mrope", "mrope_section": [4, 6, 6]},
+            # M-RoPE sections sum to half the head dim (hidden / 2 heads / 2): [4, 6, 6] at hidden 64
+            "rope_scaling": {"type": "mrope", "mrope_section": [hidden_size // 16, 3 * hidden_size // 32,
+                                                                3 * hidden_size // 32]},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
