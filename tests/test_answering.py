@@ -5,7 +5,8 @@ Tiny random checkpoints in the real ``save_pretrained`` layout, loaded through
 """
 from __future__ import annotations
 
-import json
+import importlib.util
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -20,10 +21,15 @@ from tspo_eval.errors import CheckpointError, InputError
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    from tspo_eval.testing.tiny_vlm_families import build_tiny_internvl, build_tiny_qwen3_vl, build_tiny_smolvlm2
     from tspo_eval.testing.tiny_vlms import build_tiny_llava_onevision, build_tiny_qwen2_5_vl
 
     root = tmp_path_factory.mktemp("answering_vlms")
-    return {"qwen2_5_vl": build_tiny_qwen2_5_vl(root / "qwen"), "llava_onevision": build_tiny_llava_onevision(root / "llava")}
+    builders = {"qwen2_5_vl": build_tiny_qwen2_5_vl, "llava_onevision": build_tiny_llava_onevision,
+                "qwen3_vl": build_tiny_qwen3_vl, "internvl": build_tiny_internvl, "smolvlm": build_tiny_smolvlm2}
+    if importlib.util.find_spec("num2words") is None:  # SmolVLM2's processor needs it (test extra)
+        builders.pop("smolvlm")
+    return {name: build(root / name) for name, build in builders.items()}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,10 @@ PROMPTS = ("What colour is the needle?", "Is it red?",
            "What colour is the needle? Options: A. red B. green C. blue D. yellow The best answer is", "Which one?")
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "llava_onevision"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_batched_answers_equal_one_at_a_time(answerers, family: str) -> None:
+    if family not in answerers:
+        pytest.skip(f"{family}: its processor's packages are not installed")
     answerer = answerers[family]
     requests = [_request(4 if i % 2 else 6, prompt, seed=i) for i, prompt in enumerate(PROMPTS)]
     one_by_one = [answerer.answer([r])[0] for r in requests]
@@ -127,3 +135,25 @@ def test_checkpoint_without_chat_template_is_a_clear_error(checkpoints, tmp_path
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot read its config"):
         HFVideoAnswerer.from_pretrained(str(tmp_path / "nowhere"), device="cpu")
+
+
+def _written_times(answerer: HFVideoAnswerer, request: AnswerRequest) -> list[float]:
+    """The times Qwen3-VL's processor wrote into the prompt (``<t seconds>``)."""
+    text = answerer.processor.decode(answerer.build_inputs([request])["input_ids"][0])
+    return [float(t) for t in re.findall(r"<([0-9.]+) seconds>", text)]
+
+
+def test_qwen3_vl_writes_the_selected_frames_true_times(answerers, checkpoints) -> None:
+    frames = np.random.default_rng(6).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    request = AnswerRequest(frames, [0, 10, 50, 55], [0.0, 1.0, 5.0, 5.5], 400, 10.0, "Where is it?")
+    # frames go in temporal pairs: each written time is its pair's mean (1 decimal): gaps 0.5 -> 5.25
+    assert _written_times(answerers["qwen3_vl"], request) == [0.5, 5.2]
+    exact = HFVideoAnswerer.from_pretrained(str(checkpoints["qwen3_vl"]), device="cpu", exact_frame_times=True)
+    assert _written_times(exact, request) == [0.0, 1.0, 5.0, 5.5]
+    # a variable-frame-rate source: the presentation times, not frame_index / avg_fps
+    vfr = AnswerRequest(frames, [0, 10, 50, 55], [0.0, 1.7, 2.1, 9.3], 400, 10.0, "Where is it?")
+    assert _written_times(exact, vfr) == [0.0, 1.7, 2.1, 9.3]
+    # uniform frames go through the same path
+    uniform = AnswerRequest(frames, [0, 133, 266, 399], [0.0, 13.3, 26.6, 39.9], 400, 10.0, "Where is it?")
+    assert _written_times(exact, uniform) == [0.0, 13.3, 26.6, 39.9]
+    assert not exact.add_time_instruction and exact.prompt_text(request) == "Where is it?"

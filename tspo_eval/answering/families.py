@@ -30,6 +30,8 @@ class ModelFamily:
         qwen_pixel_budget: frames are resized by qwen-vl-utils' video rules (``min_pixels``,
             ``max_pixels``, ``total_pixels`` shared by the K frames) before the processor sees them;
             otherwise the processor resizes to its own fixed size.
+        temporal_patch: frames merged into one time step by the vision tower (2 for the Qwen
+            families: a written timestamp is the mean time of a frame pair).
         example: a published checkpoint of the family (docs and defaults).
     """
 
@@ -38,13 +40,14 @@ class ModelFamily:
     time_encoding: str
     time_instruction: bool
     qwen_pixel_budget: bool = False
+    temporal_patch: int = 1
     example: str = ""
 
 
 FAMILIES: dict[str, ModelFamily] = {family.model_type: family for family in (
-    ModelFamily("qwen2_5_vl", "Qwen2.5-VL", "mean-rate", False, qwen_pixel_budget=True,
+    ModelFamily("qwen2_5_vl", "Qwen2.5-VL", "mean-rate", False, qwen_pixel_budget=True, temporal_patch=2,
                 example="Qwen/Qwen2.5-VL-7B-Instruct"),
-    ModelFamily("qwen3_vl", "Qwen3-VL", "timestamps", False, qwen_pixel_budget=True,
+    ModelFamily("qwen3_vl", "Qwen3-VL", "timestamps", False, qwen_pixel_budget=True, temporal_patch=2,
                 example="Qwen/Qwen3-VL-8B-Instruct"),
     ModelFamily("llava_onevision", "LLaVA-OneVision / LLaVA-Video", "none", True,
                 example="llava-hf/LLaVA-Video-7B-Qwen2-hf"),

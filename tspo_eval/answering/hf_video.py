@@ -50,15 +50,16 @@ def hf_load_kwargs(dtype: Any, device_map: Any, attn_implementation: str | None)
     return kwargs
 
 
-def video_metadata(request: AnswerRequest) -> Any:
-    """transformers' ``VideoMetadata`` of the selected frames (see the module doc for VFR sources)."""
+def video_metadata(request: AnswerRequest, repeat: int = 1) -> Any:
+    """transformers' ``VideoMetadata`` of the selected frames (see the module doc for VFR sources);
+    ``repeat``: each frame is given that many times (see ``exact_frame_times``)."""
     from transformers.video_utils import VideoMetadata
 
     positions: list[float] | list[int]
     if request.times_follow_frame_numbers:
-        positions = [int(i) for i in request.frame_indices]
+        positions = [int(i) for i in request.frame_indices for _ in range(repeat)]
     else:
-        positions = [float(t) * request.avg_fps for t in request.timestamps]
+        positions = [float(t) * request.avg_fps for t in request.timestamps for _ in range(repeat)]
     return VideoMetadata(total_num_frames=int(request.n_frames), fps=float(request.avg_fps),
                          duration=float(request.duration), frames_indices=positions)
 
@@ -89,7 +90,8 @@ class HFVideoAnswerer:
     def __init__(self, model: Any, processor: Any, family: ModelFamily, checkpoint: str = "", *,
                  system_prompt: str | None = None, add_time_instruction: bool | None = None,
                  min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 total_pixels: int = DEFAULT_TOTAL_PIXELS, use_cache: bool = True) -> None:
+                 total_pixels: int = DEFAULT_TOTAL_PIXELS, use_cache: bool = True,
+                 exact_frame_times: bool = False) -> None:
         self.model = model
         self.processor = processor
         self.family = family
@@ -101,6 +103,9 @@ class HFVideoAnswerer:
             raise InputError(f"{family.model_type}: need 0 < min_pixels <= max_pixels and total_pixels > 0, "
                              f"got {min_pixels}, {max_pixels}, {total_pixels}")
         self.use_cache = bool(use_cache)
+        # families that merge frame pairs into one time step write the pair's mean time; giving every
+        # frame twice makes each written time one frame's own time, at twice the visual tokens
+        self.frame_repeat = family.temporal_patch if exact_frame_times and family.time_encoding == "timestamps" else 1
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.tokenizer.padding_side = "left"  # generation only: batches are padded on the left
 
@@ -113,7 +118,7 @@ class HFVideoAnswerer:
             device: where the model runs (``None``: CUDA when available, else CPU); ignored with ``device_map``.
             dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16``, ``fp32``.
             options: ``system_prompt``, ``add_time_instruction``, ``min_pixels``, ``max_pixels``,
-                ``total_pixels``, ``use_cache`` (see the constructor).
+                ``total_pixels``, ``use_cache``, ``exact_frame_times`` (see the constructor).
 
         Raises:
             CheckpointError: unreadable checkpoint, unsupported ``model_type`` (names the supported ones),
@@ -154,17 +159,19 @@ class HFVideoAnswerer:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _video(self, request: AnswerRequest) -> Any:
-        if self.family.qwen_pixel_budget:
-            return budget_frames(self.processor, request.frames, min_pixels=self.min_pixels,
-                                 max_pixels=self.max_pixels, total_pixels=self.total_pixels)
         import numpy as np
 
-        return np.ascontiguousarray(request.frames)
+        frames = np.repeat(request.frames, self.frame_repeat, axis=0) if self.frame_repeat > 1 else request.frames
+        if self.family.qwen_pixel_budget:
+            return budget_frames(self.processor, frames, min_pixels=self.min_pixels,
+                                 max_pixels=self.max_pixels, total_pixels=self.total_pixels)
+        return np.ascontiguousarray(frames)
 
     def build_inputs(self, requests: Sequence[AnswerRequest]) -> Any:
         """Processor outputs for a batch (left-padded ``input_ids``, the videos' pixel values, grids)."""
         prompts = [self.chat_prompt(r) for r in requests]
-        kwargs: dict[str, Any] = {"video_metadata": [video_metadata(r) for r in requests], "do_sample_frames": False}
+        kwargs: dict[str, Any] = {"video_metadata": [video_metadata(r, self.frame_repeat) for r in requests],
+                                  "do_sample_frames": False}
         if hasattr(self.processor.video_processor, "cap_pixels_per_frame"):
             kwargs["cap_pixels_per_frame"] = True  # frames already fit the budget: same result, no warning
         for prompt in prompts:
