@@ -1,9 +1,11 @@
-"""``tspo-eval vlmevalkit --model NAME --data DATASET ...``: VLMEvalKit with the TSPO models and datasets.
+"""``tspo-eval vlmevalkit --model NAME --data DATASET ...`` (or ``--config cfg.json``): VLMEvalKit
+with the TSPO models and datasets.
 
 Registers (in-process) the models ``TSPO_FrameIndex``, ``Qwen2.5-VL-7B-Instruct-TSPO``,
-``LLaVA-Video-7B-Qwen2-TSPO``, ``LLaVA-OneVision-7B-TSPO`` and the datasets ``LVBench*`` /
-``TSPO_Synthetic*``, then runs VLMEvalKit's own inference and evaluation. Arguments after ``--``
-go to VLMEvalKit's ``run.py`` unchanged (e.g. ``-- --reuse --verbose``).
+``LLaVA-Video-7B-Qwen2-TSPO``, ``LLaVA-OneVision-7B-TSPO`` (and their classes for config files)
+and the datasets ``LVBench*`` / ``TSPO_Synthetic*``, then runs VLMEvalKit's own inference and
+evaluation. Arguments after ``--`` go to VLMEvalKit's ``run.py`` unchanged (e.g. ``-- --reuse``).
+Exit status 1 when VLMEvalKit recorded a failure for any model x dataset (each is named).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import argparse
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", nargs="+", default=None, help="VLMEvalKit model names (ours or built-in)")
     parser.add_argument("--data", nargs="+", default=None, help="VLMEvalKit dataset names (ours or built-in)")
+    parser.add_argument("--config", default=None,
+                        help="VLMEvalKit config JSON ({\"model\": {...}, \"data\": {...}}) instead of --model/--data")
     parser.add_argument("--model-args", default=None,
                         help="k=v,... for the TSPO models, e.g. pretrained=/ckpt,tspo_path=/agent,num_frames=64,"
                              "frame_selection=index,frame_index=/idx.jsonl")
@@ -37,8 +41,16 @@ def run(args: argparse.Namespace) -> int:
         print("models:   " + ", ".join(MODEL_SPECS))
         print("datasets: " + ", ".join(VARIANTS))
         return 0
-    if not args.model or not args.data:
-        raise InputError("give --model and --data (or --list)")
+    extra = [a for a in (args.extra or []) if a != "--"]
+    config = args.config
+    if "--config" in extra:  # also accepted after --, where run.py's own options go
+        at = extra.index("--config")
+        if at + 1 >= len(extra) or config is not None:
+            raise InputError("--config takes one file (give it once)")
+        config = extra[at + 1]
+        del extra[at:at + 2]
+    if config is None and (not args.model or not args.data):
+        raise InputError("give --model and --data, or --config FILE (or --list)")
     from tspo_eval.model_adapters.vlmevalkit_launcher import (
         run_vlmevalkit,
         set_dataset_locations,
@@ -46,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
     set_dataset_locations({"lvbench": (args.lvbench_annotations, args.lvbench_videos),
                            "synthetic": (args.synthetic_annotations, args.synthetic_videos)})
-    extra = [a for a in (args.extra or []) if a != "--"]
-    return run_vlmevalkit(args.model, args.data, work_dir=args.work_dir, mode=args.mode,
-                          model_overrides=parse_model_args(args.model_args), driver=args.driver, extra_args=extra)
+    return run_vlmevalkit(args.model or (), args.data or (), work_dir=args.work_dir, mode=args.mode,
+                          model_overrides=parse_model_args(args.model_args), driver=args.driver, extra_args=extra,
+                          config=config)

@@ -1,4 +1,4 @@
-"""Read VLMEvalKit per-question files into :class:`~tspo_eval.leaderboard.runs.Run` objects.
+"""Read VLMEvalKit per-question files into :class:`~tspo_eval.leaderboard.run.Run` objects.
 
 VLMEvalKit writes ``outputs/<model>/[T<date>_G<commit>/]<model>_<dataset>.xlsx`` (predictions)
 and, after evaluation, ``<model>_<dataset>_score.xlsx`` (the same rows plus a per-row ``score``);
@@ -8,18 +8,31 @@ video datasets carry the frame budget in their name (``Video-MME_64frame``).  Ag
 A table with a ``score`` / ``hit`` / ``correct`` column is read as is (value > 0 is correct).
 A prediction table without one is re-scored with :func:`tspo_eval.benchmarks.score_predictions`,
 which needs the benchmark's annotation (``--annotations BENCH=FILE``).
+
+Frame source label: runs of our models leave ``<model>_<dataset>_tspo_frames.jsonl`` next to
+their predictions (one IndexRecord per answer, ``extra.frame_source`` saying where its frames
+came from).  The label is the run's requested source, plus ``+uniform(n/N)`` for answers that
+fell back to uniform frames and ``+frameless(n/N)`` for answers holding VLMEvalKit's failure
+message (no frames at all), e.g. ``index+uniform(12/1549)``; the counts go to ``details``.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from loguru import logger
 
 from tspo_eval.errors import AnnotationError, InputError
-from tspo_eval.leaderboard.runs import Run, benchmark_from_name
+from tspo_eval.leaderboard.run import Run, benchmark_from_name
+from tspo_eval.model_adapters.vlmevalkit_summary import (
+    SIDE_LOG_SUFFIX,
+    is_failed_answer,
+    requested_source,
+    summarize,
+)
 
 TABLE_SUFFIXES = (".xlsx", ".xls", ".csv", ".tsv")
 _AGGREGATE_RE = re.compile(r"_(acc|rating|auxmatch|tmp|supp|openai_result)\b", re.IGNORECASE)
@@ -33,6 +46,7 @@ def read_dir(root: Path, annotations: Mapping[str, Sequence[Any]] | None = None)
     """Runs of every per-question VLMEvalKit table under ``root`` (score files win over predictions)."""
     tables = [p for p in sorted(root.rglob("*")) if p.suffix.lower() in TABLE_SUFFIXES
               and not _AGGREGATE_RE.search(p.stem) and not p.name.startswith("~$")]
+    tables = _without_links_to(tables)
     scored = {p.with_name(p.name.replace("_score", "", 1)).with_suffix("") for p in tables if "_score" in p.stem}
     runs = []
     for path in tables:
@@ -43,6 +57,13 @@ def read_dir(root: Path, annotations: Mapping[str, Sequence[Any]] | None = None)
         except AnnotationError as exc:
             logger.warning("skipped {}: {}", path, exc)
     return runs
+
+
+def _without_links_to(paths: list[Path]) -> list[Path]:
+    """``paths`` without symlinks to another listed file (run.py links each run's files into the
+    model folder: one run, two paths)."""
+    real = {p.resolve() for p in paths if not p.is_symlink()}
+    return [p for p in paths if not (p.is_symlink() and p.resolve() in real)]
 
 
 def model_from_path(path: Path) -> str:
@@ -71,7 +92,7 @@ def read_table(path: Path):
             table = pd.read_excel(path)
         else:
             table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except Exception as exc:  # pandas raises many types for unreadable files
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for unreadable files
         raise AnnotationError(f"{path}: cannot read the table ({type(exc).__name__}: {exc})") from None
     if table.empty:
         raise AnnotationError(f"{path}: empty table")
@@ -86,6 +107,8 @@ def read_file(path: Path, annotations: Mapping[str, Sequence[Any]] | None = None
     if benchmark is None:
         raise AnnotationError(f"{path}: cannot tell the benchmark from the file name")
     table = read_table(path)
+    if _is_frame_index_table(table):
+        raise AnnotationError(f"{path}: frame indices (TSPO_FrameIndex output), not answers")
     model = model_from_path(path)
     frames = re.search(r"(\d+)frame", path.stem)
     score_col = next((c for c in _SCORE_COLUMNS if c in table.columns), None)
@@ -101,9 +124,52 @@ def read_file(path: Path, annotations: Mapping[str, Sequence[Any]] | None = None
         categories = _table_categories(table, ids)
     else:
         outcomes, categories, duplicates = _rescore(path, benchmark, annotations), {}, 0
-    return Run(name="", benchmark=benchmark, model=model, frame_source=frame_source_from_model(model),
+    details: dict[str, Any] = {"score_column": score_col}
+    source = frame_source_label(path, table, model, details)
+    return Run(name="", benchmark=benchmark, model=model, frame_source=source,
                num_frames=int(frames.group(1)) if frames else None, outcomes=outcomes, categories=categories,
-               host="vlmevalkit", path=str(path), details={"score_column": score_col}, duplicates=duplicates)
+               host="vlmevalkit", path=str(path), details=details, duplicates=duplicates)
+
+
+def _is_frame_index_table(table) -> bool:
+    """Whether a prediction table holds IndexRecord JSON (the frame-index generator's "answers")."""
+    if "prediction" not in table.columns or "score" in table.columns:
+        return False
+    first = next((p for p in table["prediction"] if isinstance(p, str) and not is_failed_answer(p)), "")
+    return first.startswith("{") and '"frame_indices"' in first
+
+
+def side_log_of(path: Path) -> Path:
+    """The frame side log of a prediction / score table: ``<model>_<dataset>_tspo_frames.jsonl``."""
+    stem = path.stem.removesuffix("_score")
+    return path.with_name(stem + SIDE_LOG_SUFFIX)
+
+
+def frame_source_label(path: Path, table, model: str, details: dict[str, Any]) -> str:
+    """The run's frame source, with its fallbacks (see the module docstring); fills ``details``."""
+    predictions = list(table["prediction"]) if "prediction" in table.columns else []
+    side_log = side_log_of(path)
+    records: list[Any] = []
+    if side_log.is_file():
+        from tspo_eval.frame_index_cache.index_files import read_index
+
+        try:
+            records = list(read_index(side_log).values())
+        except (AnnotationError, InputError) as exc:
+            logger.warning("{}: unreadable frame side log ({}); frame sources not checked", side_log, exc)
+    requested = requested_source(records) if records else None
+    if requested is None:
+        requested = frame_source_from_model(model)
+    summary = summarize(requested, records, predictions, answers=len(table))
+    if records:
+        details["frame_sources"] = summary.to_dict()
+        details["frame_log"] = str(side_log)
+        return summary.label()
+    frameless = sum(is_failed_answer(p) for p in predictions)
+    if frameless:
+        details["frameless"] = frameless
+        return f"{requested}+frameless({frameless}/{len(table)})"
+    return requested
 
 
 def _truthy(value: Any) -> bool:

@@ -2,24 +2,33 @@
 
 VLMEvalKit has no plugin mechanism: models live in ``vlmeval.config.supported_VLM`` and video
 datasets in ``vlmeval.dataset.video_dataset_config.supported_video_datasets`` (+ the class list
-``vlmeval.dataset.DATASET_CLASSES`` that ``DATASET_TYPE`` / ``DATASET_MODALITY`` consult). This
-module adds our entries to those objects, then hands over to VLMEvalKit's own driver:
+``vlmeval.dataset.DATASET_CLASSES`` that ``DATASET_TYPE`` / ``DATASET_MODALITY`` consult, and the
+``vlmeval.vlm`` / ``vlmeval.dataset`` attributes that ``--config`` files name as ``"class"``).
+This module adds our entries there, wraps ``vlmeval.inference_video.infer_data_job_video`` in a
+job scope (:mod:`~tspo_eval.model_adapters.vlmevalkit_jobs`), then hands over to VLMEvalKit:
 
 * ``run`` - VLMEvalKit's ``run.py`` (found next to the ``vlmeval`` package in a git checkout or
-  an editable install), executed as ``__main__`` with the given arguments: its inference
-  (``infer_data_job_video``), its ``torchrun`` data parallelism, its output layout and evaluation;
+  an editable install), executed as ``__main__`` with the given arguments: its inference, its
+  ``torchrun`` data parallelism, its output layout and evaluation;
 * ``api`` - for installs without ``run.py``: ``build_dataset`` -> ``infer_data_job_video`` ->
   ``dataset.evaluate(pred_file)``, the same functions ``run.py`` calls.
+
+``run.py`` catches the error of each model x dataset and records it in its run folder's
+``status.json``; the launcher reads those records back (:mod:`~tspo_eval.model_adapters.vlmevalkit_status`)
+and exits non-zero, naming them, when any model x dataset failed.
 
 ``vlmeval`` is imported only here, lazily, so the package works without VLMEvalKit.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import importlib
+import json
 import os
 import runpy
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +55,13 @@ def require_vlmeval() -> Any:
 
 
 def register(model_overrides: dict[str, Any] | None = None, model_names: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """Add the TSPO models and datasets to VLMEvalKit's tables (idempotent); returns the names added."""
+    """Add the TSPO models and datasets to VLMEvalKit's tables (idempotent); returns the names added.
+
+    ``model_names``: the registered-model names the run uses (checked to exist).
+    """
     require_vlmeval()
     import vlmeval.dataset as vdataset
+    import vlmeval.vlm as vvlm
     from vlmeval.config import supported_VLM
     from vlmeval.dataset.video_dataset_config import supported_video_datasets
 
@@ -60,10 +73,8 @@ def register(model_overrides: dict[str, Any] | None = None, model_names: Sequenc
 
     models = vlmevalkit_models.model_table(model_overrides)
     supported_VLM.update(models)
-    import vlmeval.vlm as vvlm
-
     for cls in (vlmevalkit_models.FrameIndexGenerator, vlmevalkit_models.TspoVideoLLM):
-        setattr(vvlm, cls.__name__, cls)  # for --config files naming {"class": ...}
+        setattr(vvlm, cls.__name__, cls)  # config files may name them: {"class": "TspoVideoLLM", ...}
     datasets = dataset_table()
     supported_video_datasets.update(datasets)
     for name, cls in dataset_classes().items():
@@ -71,11 +82,11 @@ def register(model_overrides: dict[str, Any] | None = None, model_names: Sequenc
             vdataset.DATASET_CLASSES.append(cls)
         if name not in vdataset.SUPPORTED_DATASETS:
             vdataset.SUPPORTED_DATASETS.append(name)
-        setattr(vdataset, cls.__name__, cls)
+        setattr(vdataset, cls.__name__, cls)   # config files: {"class": "LVBench", "dataset": "LVBench", ...}
     unknown = [m for m in (model_names or []) if m not in supported_VLM]
     if unknown:
         raise InputError(f"unknown VLMEvalKit model(s) {', '.join(unknown)}; TSPO models: {', '.join(models)}")
-    logger.debug(f"registered in VLMEvalKit: models {list(models)}, datasets {list(datasets)}")
+    logger.debug("registered in VLMEvalKit: models {}, datasets {}", list(models), list(datasets))
     return {"models": list(models), "datasets": list(datasets)}
 
 
@@ -98,84 +109,143 @@ def set_dataset_locations(locations: dict[str, tuple[str | None, str | None]]) -
             os.environ[f"TSPO_EVAL_{prefix}_VIDEOS"] = str(Path(videos).resolve())
 
 
-def run_vlmevalkit(models: Sequence[str], datasets: Sequence[str], *, work_dir: str = "./outputs", mode: str = "all",
-                   model_overrides: dict[str, Any] | None = None, driver: str = "auto",
-                   extra_args: Sequence[str] = ()) -> int:
-    """Register, then run VLMEvalKit's inference and evaluation for ``models`` x ``datasets``."""
+def read_config(path: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:
+    """(model names, dataset names, registered-model shortcuts) of a VLMEvalKit ``--config`` JSON.
+
+    Entries without ``"class"`` are shortcuts to registered models (``supported_VLM``), so they must exist.
+    """
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--config {path}: not a JSON file ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or not isinstance(config.get("data"), dict):
+        raise InputError(f"--config {path}: needs a 'model' and a 'data' object (VLMEvalKit's config layout)")
+    if not config["model"] or not config["data"]:
+        raise InputError(f"--config {path}: 'model' and 'data' must each name at least one entry")
+    shortcuts = [name for name, spec in config["model"].items() if not (isinstance(spec, dict) and "class" in spec)]
+    return list(config["model"]), list(config["data"]), shortcuts
+
+
+def run_vlmevalkit(models: Sequence[str] = (), datasets: Sequence[str] = (), *, work_dir: str = "./outputs",
+                   mode: str = "all", model_overrides: dict[str, Any] | None = None, driver: str = "auto",
+                   extra_args: Sequence[str] = (), config: str | None = None) -> int:
+    """Register, run VLMEvalKit's inference and evaluation for ``models`` x ``datasets`` (or a
+    ``config`` file), and return 0 only when VLMEvalKit recorded no failure for any of them."""
+    from tspo_eval.model_adapters import vlmevalkit_jobs
+    from tspo_eval.model_adapters.vlmevalkit_status import (
+        find_run_dirs,
+        run_dir_failures,
+    )
+
     if driver not in DRIVERS:
         raise InputError(f"driver {driver!r} is not one of {', '.join(DRIVERS)}")
-    overrides = dict(model_overrides or {})
-    overrides.setdefault("selection_log", str(Path(work_dir).resolve() / "tspo_frames_{task}.rank{rank}.jsonl"))
-    if "TSPO_FrameIndex" in models:
-        overrides.setdefault("index_out", str(Path(work_dir).resolve() / "TSPO_FrameIndex_{task}.rank{rank}.jsonl"))
-    register(_split_overrides(overrides, models), models)
+    shortcuts = list(models)
+    if config is not None:
+        if models or datasets:
+            raise InputError("give either --config or --model/--data (VLMEvalKit's run.py takes one or the other)")
+        models, datasets, shortcuts = read_config(config)
+    elif not models or not datasets:
+        raise InputError("give --model and --data (or --config)")
+    register(dict(model_overrides or {}), shortcuts)
     script = find_run_script() if driver in ("auto", "run") else None
     if driver == "run" and script is None:
         raise InputError("VLMEvalKit's run.py was not found next to the vlmeval package; use --driver api")
-    try:
+    if config is not None and script is None:
+        raise InputError("--config runs through VLMEvalKit's run.py, which was not found next to the vlmeval package")
+    work_root = Path(os.environ.get("MMEVAL_ROOT", work_dir)).resolve()  # run.py lets MMEVAL_ROOT win too
+    started = datetime.datetime.now().astimezone() - datetime.timedelta(seconds=2)
+    del vlmevalkit_jobs.FINISHED[:]
+    with _jobs_wrapped(work_root):
         if script is not None:
-            status = _run_script(script, models, datasets, work_dir, mode, extra_args)
+            argv = _run_argv(script, models, datasets, config, work_dir, mode, extra_args)
+            failures = _run_script(argv)
+            if int(os.environ.get("RANK", "0")) == 0 and not failures:
+                run_dirs = find_run_dirs(work_root, models, argv, started)
+                failures = run_dir_failures(run_dirs, models, datasets)
         else:
-            status = _run_api(models, datasets, work_dir, mode)
+            failures = _run_api(models, datasets, work_root, mode)
+    failures += [f"{r.model} x {r.dataset}: {p}" for r in vlmevalkit_jobs.FINISHED for p in r.problems]
+    for failure in failures:
+        logger.error("VLMEvalKit run failed: {}", failure)
+    if failures:
+        logger.error("{} failure(s) in this VLMEvalKit run; exit status 1", len(failures))
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _jobs_wrapped(work_root: Path) -> Iterator[None]:
+    """Put the job-scoped ``infer_data_job_video`` where ``run.py`` imports it from, for the run only."""
+    from vlmeval import inference_video
+
+    from tspo_eval.model_adapters.vlmevalkit_jobs import job_runner
+
+    original = inference_video.infer_data_job_video
+    inference_video.infer_data_job_video = job_runner(original, work_root)
+    try:
+        yield
     finally:
-        _merge_side_logs(overrides)
-    return status
+        inference_video.infer_data_job_video = original
 
 
-def _split_overrides(overrides: dict[str, Any], models: Sequence[str]) -> dict[str, Any]:
-    """Drop arguments a requested model kind does not take (``index_out`` only suits the generator)."""
-    if "index_out" in overrides and any(m != "TSPO_FrameIndex" for m in models):
-        raise InputError("index_out applies to TSPO_FrameIndex only; run it separately from the VLMs")
-    if models and all(m == "TSPO_FrameIndex" for m in models):
-        overrides.pop("selection_log", None)
-    return overrides
+def _run_argv(script: Path, models: Sequence[str], datasets: Sequence[str], config: str | None, work_dir: str,
+              mode: str, extra_args: Sequence[str]) -> list[str]:
+    selection = ["--config", str(Path(config).resolve())] if config else ["--model", *models, "--data", *datasets]
+    return [str(script), *selection, "--work-dir", str(work_dir), "--mode", mode, *extra_args]
 
 
-def _run_script(script: Path, models, datasets, work_dir: str, mode: str, extra_args: Sequence[str]) -> int:
-    argv = [str(script), "--model", *models, "--data", *datasets, "--work-dir", str(work_dir), "--mode", mode,
-            *extra_args]
-    logger.info(f"VLMEvalKit run.py: {' '.join(argv[1:])}")
+def _run_script(argv: list[str]) -> list[str]:
+    """Execute ``run.py`` with ``argv``; failures it did not record itself (it stopped early)."""
+    logger.info("VLMEvalKit run.py: {}", " ".join(argv[1:]))
     saved = sys.argv
     sys.argv = argv
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as exc:  # argparse errors and explicit exits
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        code = exc.code if isinstance(exc.code, int) or exc.code is None else 1
+        return [f"run.py exited with status {code}"] if code else []
+    except Exception as exc:  # noqa: BLE001 - run.py lets errors outside its per-dataset try through
+        logger.exception("VLMEvalKit's run.py stopped")
+        return [f"run.py stopped: {type(exc).__name__}: {exc}"]
     finally:
         sys.argv = saved
-    return 0
+    return []
 
 
-def _run_api(models, datasets, work_dir: str, mode: str) -> int:
+def _run_api(models: Sequence[str], datasets: Sequence[str], work_root: Path, mode: str) -> list[str]:
+    """VLMEvalKit's functions in run.py's order, failures collected per model x dataset."""
+    from vlmeval import inference_video
     from vlmeval.dataset import build_dataset
-    from vlmeval.inference_video import infer_data_job_video
     from vlmeval.smp import get_pred_file_path
 
+    from tspo_eval.model_adapters.vlmevalkit_jobs import read_predictions
+    from tspo_eval.model_adapters.vlmevalkit_summary import is_failed_answer
+
+    failures = []
     for model_name in models:
         model: Any = model_name
         for dataset_name in datasets:
-            dataset = build_dataset(dataset_name)
-            if dataset is None:
-                raise InputError(f"VLMEvalKit could not build dataset {dataset_name!r}")
-            out_dir = Path(work_dir) / model_name
-            out_dir.mkdir(parents=True, exist_ok=True)
-            result_file = get_pred_file_path(str(out_dir), model_name, dataset_name, use_env_format=True)
-            if mode != "eval":
-                model = infer_data_job_video(model, work_dir=str(out_dir), model_name=model_name, dataset=dataset,
-                                             result_file=result_file)
-            if mode != "infer":
-                scores = dataset.evaluate(result_file)
-                logger.info(f"{model_name} x {dataset_name}: {scores}")
-    return 0
-
-
-def _merge_side_logs(overrides: dict[str, Any]) -> None:
-    """Rank 0 merges the per-rank frame logs / index files into one file per dataset."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    from tspo_eval.model_adapters.lmms_eval_common import merge_rank_logs
-
-    for key in ("selection_log", "index_out"):
-        template = overrides.get(key)
-        if template:
-            merge_rank_logs(str(template))
+            try:
+                dataset = build_dataset(dataset_name)
+                if dataset is None:
+                    raise InputError(f"VLMEvalKit could not build dataset {dataset_name!r}")
+                out_dir = work_root / model_name
+                out_dir.mkdir(parents=True, exist_ok=True)
+                result_file = get_pred_file_path(str(out_dir), model_name, dataset_name, use_env_format=True)
+                if mode != "eval":
+                    model = inference_video.infer_data_job_video(model, work_dir=str(out_dir), model_name=model_name,
+                                                                 dataset=dataset, result_file=result_file)
+                predictions = read_predictions(result_file) or []
+                failed = sum(is_failed_answer(p) for p in predictions)
+                if failed:
+                    failures.append(f"{model_name} x {dataset_name}: {failed}/{len(predictions)} answers failed")
+                if mode != "infer":
+                    scores = dataset.evaluate(result_file)
+                    logger.info("{} x {}: {}", model_name, dataset_name, scores)
+            except Exception as exc:  # noqa: BLE001 - as run.py: one failed combination does not stop the others
+                logger.exception("{} x {} failed", model_name, dataset_name)
+                failures.append(f"{model_name} x {dataset_name}: {type(exc).__name__}: {exc}")
+    return failures

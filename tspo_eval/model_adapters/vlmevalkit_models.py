@@ -1,38 +1,47 @@
 """VLMEvalKit models: a TSPO frame-index generator and TSPO-wrapped video LLMs.
 
 They follow VLMEvalKit's model protocol (``generate(message, dataset)``, ``use_custom_prompt``,
-``build_prompt``, ``VIDEO_LLM = True``: a message carries the video *path*, not frames) without
+``build_prompt``, ``nframe``, ``VIDEO_LLM = True``: a message carries the video *path*) without
 importing VLMEvalKit, so this module imports and is tested without it; the launcher registers
 them in ``vlmeval.config.supported_VLM`` (:func:`model_table`).
 
 * ``TSPO_FrameIndex`` (:class:`FrameIndexGenerator`): no VLM; selects frames and returns the
-  :class:`IndexRecord` JSON as the "prediction", and appends it to an index JSONL.
+  :class:`IndexRecord` JSON as the "prediction", and writes it to an index JSONL.
 * ``*-TSPO`` (:class:`TspoVideoLLM`): the lmms-eval TSPO models of this package (Qwen2.5-VL,
   LLaVA-Video / LLaVA-OneVision through transformers) run on frames from their
   :class:`~tspo_eval.frame_source.FrameSource`, so lmms-eval and VLMEvalKit share one frame path
   and one model path.
 
-Question ids: when VLMEvalKit builds prompts through the model (the dataset has ``nframe > 0``),
-the row's id travels with the video item (``question_id``: LongVideoBench ``id``, our TSVs'
-``question_id``, Video-MME's from its row position), so ``frame_selection=index`` works;
-otherwise the id is ``<dataset>:<video>:<hash of the question>``.
+The call order these models answer to is VLMEvalKit's ``infer_data``
+(``vlmeval/inference_video.py``), per sample: if the model's ``nframe`` differs from a frame-count
+dataset's, the ``nframe`` setter gets the dataset's (an fps dataset sets ``None``); then
+``use_custom_prompt(name)`` picks ``model.build_prompt(row, dataset=...)`` or
+``dataset.build_prompt(index)``; then ``generate(message, dataset=name)``.  The question id and
+the selector's question come from the dataset row on every path (see
+:mod:`~tspo_eval.model_adapters.vlmevalkit_messages`); a question that gets no frames is answered
+with VLMEvalKit's failure message, so VLMEvalKit counts (and retries) it.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import os
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from tspo_eval.errors import InputError, TspoEvalError
+from tspo_eval.model_adapters.vlmevalkit_jobs import current_job, query_for_message
+from tspo_eval.model_adapters.vlmevalkit_messages import (
+    VideoQuery,
+    normalize_message,
+    row_question_id,
+)
+from tspo_eval.model_adapters.vlmevalkit_summary import failure_answer
 
 #: kind -> dotted path of the lmms-eval TSPO model class that runs the VLM
 VLM_CLASSES: dict[str, str] = {
-    "qwen2_5_vl": "tspo_eval.model_adapters.lmms_eval_qwen2_5_vl.Qwen2_5_VL_TSPO",
+    "qwen2_5_vl": "tspo_eval.model_adapters.lmms_eval_hf_video.Qwen2_5_VL_TSPO",
     "llava_video": "tspo_eval.model_adapters.lmms_eval_llava_vid.LlavaVidTSPO",
     "llava_onevision": "tspo_eval.model_adapters.lmms_eval_llava_vid.LlavaVidTSPO",
 }
@@ -44,77 +53,39 @@ MODEL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "LLaVA-OneVision-7B-TSPO": ("TspoVideoLLM", {"kind": "llava_onevision",
                                                  "pretrained": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}),
 }
-_ID_COLUMNS = ("question_id", "id", "uid", "qid")
 #: frame-source options both model kinds accept (FrameSourceOptions fields)
 FRAME_OPTIONS = ("frame_selection", "tspo_path", "num_frames", "strategy", "scorer", "clip_model", "feature_cache",
                  "frame_index", "missing", "short", "decoder", "fps", "device", "dtype")
-
-
-# ---- messages ---------------------------------------------------------------------------------------
-def normalize_message(message: Any) -> list[dict[str, Any]]:
-    """VLMEvalKit's accepted message shapes (str, dict, list of str, list of dicts) -> list of dicts."""
-    if isinstance(message, str):
-        return [{"type": "text", "value": message}]
-    if isinstance(message, dict):
-        message = [message]
-    if not isinstance(message, list):
-        raise InputError(f"unsupported message type {type(message).__name__}")
-    items = []
-    for item in message:
-        if isinstance(item, str):
-            is_video = os.path.splitext(item)[1].lower() in (".mp4", ".mkv", ".webm", ".avi", ".mov")
-            items.append({"type": "video" if is_video else "text", "value": item})
-        elif isinstance(item, dict) and "type" in item and "value" in item:
-            items.append(item)
-        else:
-            raise InputError(f"malformed message item {item!r}"[:200])
-    return items
-
-
-def split_message(message: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """(prompt text of the text items, the one video item); InputError without exactly one video."""
-    videos = [m for m in message if m["type"] == "video"]
-    if len(videos) != 1:
-        raise InputError(f"a TSPO video model needs exactly one video in the message, got {len(videos)}")
-    text = "\n".join(str(m["value"]) for m in message if m["type"] == "text" and str(m["value"]).strip())
-    return text, videos[0]
-
-
-def row_question_id(line: Any, dataset_name: str | None) -> str | None:
-    """Question id of a VLMEvalKit data row (a pandas Series or dict), or None."""
-    get = line.get if hasattr(line, "get") else (lambda k, d=None: d)
-    for column in _ID_COLUMNS:
-        value = get(column, None)
-        if value is not None and str(value) not in ("", "nan"):
-            return str(value)
-    index = get("index", None)
-    if dataset_name and "videomme" in dataset_name.lower().replace("-", "").replace("_", "") and index is not None:
-        # VLMEvalKit's Video-MME TSV keeps the parquet row order: 3 questions per video, ids "001-1".. "900-3"
-        i = int(index)
-        return f"{i // 3 + 1:03d}-{i % 3 + 1}"
-    return None
-
-
-def fallback_question_id(dataset: str | None, video: str, question: str) -> str:
-    digest = hashlib.sha1(question.encode("utf-8")).hexdigest()[:10]
-    return f"{dataset or 'unknown'}:{Path(video).stem}:{digest}"
+#: model arguments only the generator takes (dropped from the VLM entries of --model-args) and vice versa
+GENERATOR_ONLY = ("index_out",)
+VLM_ONLY = ("selection_log",)
 
 
 # ---- the common protocol ----------------------------------------------------------------------------
 class TspoVideoModel:
     """What VLMEvalKit's ``infer_data`` uses: ``generate``, ``use_custom_prompt``, ``build_prompt``,
-    ``VIDEO_LLM``, ``nframe`` (set to the dataset's frame count when it has one; that count is
-    then the K of the selection)."""
+    ``VIDEO_LLM``, ``nframe``.
+
+    ``nframe`` reads the current K; VLMEvalKit sets it to a frame-count dataset's count (only when
+    they differ) and to ``None`` for an fps dataset, which restores the model's own
+    ``num_frames``.  ``use_custom_prompt`` is True exactly for frame-count datasets (VLMEvalKit
+    refuses custom prompts on fps datasets).
+    """
 
     VIDEO_LLM = True
     INTERLEAVE = False
     is_api = False
-    allowed_types = ("text", "video")
-    fps = None  # no fps-driven sampling; VLMEvalKit leaves ``nframe`` alone for fps datasets
+    IS_GENERATOR = False
+    allowed_types = ("text", "video", "image")  # images: VLMEvalKit's frames when VIDEO_LLM is switched off
+    fps = None  # no fps-driven sampling: VLMEvalKit then sets ``nframe = None`` for fps datasets
+    DEFAULT_LOG = "tspo_frames_{task}.jsonl"
 
-    def __init__(self, num_frames: int = 64) -> None:
-        self.num_frames = int(num_frames)
-        self._dataset_nframe: int | None = None
+    def __init__(self, num_frames: int = 64, log_template: str | None = None) -> None:
+        self.default_num_frames = int(num_frames)
+        self.num_frames = self.default_num_frames
+        self._log_template = log_template
+        self._own_log: Any = None
+        self._fps_dataset_pending = False  # the setter saw ``None`` (fps dataset) since the last use_custom_prompt
 
     @property
     def nframe(self) -> int:
@@ -122,17 +93,29 @@ class TspoVideoModel:
 
     @nframe.setter
     def nframe(self, value: int | None) -> None:
-        # VLMEvalKit sets the dataset's nframe (or None for fps datasets) before each sample
-        self._dataset_nframe = int(value) if value else None
         if value:
             self.num_frames = int(value)
+            self._fps_dataset_pending = False
+        else:  # an fps dataset (or none): the model's own frame budget
+            self.num_frames = self.default_num_frames
+            self._fps_dataset_pending = True
 
     def use_custom_prompt(self, dataset: str | None) -> bool:
-        """True when VLMEvalKit may call :meth:`build_prompt` (it requires ``nframe > 0``)."""
-        return bool(self._dataset_nframe)
+        """True for frame-count datasets: VLMEvalKit then calls :meth:`build_prompt` with the row.
+
+        Inside the launcher the running dataset's ``nframe`` decides; elsewhere the setter's last
+        word does (VLMEvalKit calls it with ``None`` before every sample of an fps dataset and not
+        at all when a frame-count dataset's count equals the model's).
+        """
+        fps_dataset, self._fps_dataset_pending = self._fps_dataset_pending, False
+        job = current_job()
+        if job is not None:
+            return job.nframe > 0
+        return not fps_dataset
 
     def build_prompt(self, line: Any, dataset: Any = None, video_llm: bool = True) -> list[dict[str, Any]]:
-        """The dataset's own prompt, with the row's question stem and id attached to the video item."""
+        """The dataset's own prompt with the video (also when VLMEvalKit asks for frames), the row's
+        question and id attached to the video item."""
         if dataset is None or not hasattr(dataset, "build_prompt"):
             raise InputError("build_prompt needs the VLMEvalKit dataset object")
         name = getattr(dataset, "dataset_name", None)
@@ -148,28 +131,50 @@ class TspoVideoModel:
         return message
 
     def generate(self, message: Any, dataset: str | None = None) -> str:
-        items = normalize_message(message)
-        bad = [m["type"] for m in items if m["type"] not in self.allowed_types]
-        if bad:
-            raise InputError(f"{type(self).__name__}: unsupported message item types {bad}")
-        return self.generate_inner(items, dataset)
+        """The answer to one VLMEvalKit message; VLMEvalKit's failure message when it gets no frames."""
+        job = current_job()
+        task = job.task if job is not None else (dataset or "unknown")
+        try:
+            items = normalize_message(message)
+            bad = sorted({m["type"] for m in items if m["type"] not in self.allowed_types})
+            if bad:
+                raise InputError(f"{type(self).__name__}: unsupported message item types {bad}")
+            query = query_for_message(items, dataset)
+        except InputError as exc:
+            return self._frameless(task, None, exc)
+        self._attach_log()
+        self._sync_num_frames()
+        try:
+            return self.answer(query, task)
+        except TspoEvalError as exc:  # a missing/broken video, a question missing under missing=error
+            return self._frameless(task, query.question_id, exc)
 
-    def _question(self, message: list[dict[str, Any]], dataset: str | None) -> tuple[str, str, str, str]:
-        """(prompt text, video path, question for the selector, question id) of a message."""
-        prompt, video = split_message(message)
-        question = str(video.get("question") or prompt)
-        qid = str(video.get("question_id") or fallback_question_id(dataset, str(video["value"]), question))
-        return prompt, str(video["value"]), question, qid
+    def answer(self, query: VideoQuery, task: str) -> str:  # pragma: no cover - per model kind
+        raise NotImplementedError
 
-    def _sync_num_frames(self, frame_source: Any) -> None:
+    def _frameless(self, task: str, qid: str | None, error: BaseException) -> str:
+        logger.error("[{}] {}: no frames, answered with VLMEvalKit's failure message: {}", task, qid or "?", error)
+        return failure_answer(str(error))
+
+    def _attach_log(self) -> None:
+        """Point the frame source's log at this job's file (or this model's own file outside a job)."""
+        from tspo_eval.frame_source import SelectionLog
+
+        job = current_job()
+        if job is not None:
+            template = self._log_template or job.default_template(self.IS_GENERATOR)
+            self.frame_source.log = job.log_for(template)
+            return
+        if self._own_log is None:
+            self._own_log = SelectionLog(self._log_template or self.DEFAULT_LOG, rank=_rank())
+        self.frame_source.log = self._own_log
+
+    def _sync_num_frames(self) -> None:
         """Make the frame source select ``self.num_frames`` (the dataset's nframe may have changed it)."""
         from dataclasses import replace
 
-        if frame_source.options.num_frames != self.num_frames:
-            frame_source.options = replace(frame_source.options, num_frames=self.num_frames)
-
-    def generate_inner(self, message: list[dict[str, Any]], dataset: str | None = None) -> str:  # pragma: no cover
-        raise NotImplementedError
+        if self.frame_source.options.num_frames != self.num_frames:
+            self.frame_source.options = replace(self.frame_source.options, num_frames=self.num_frames)
 
 
 def _rank() -> int:
@@ -185,37 +190,33 @@ class FrameIndexGenerator(TspoVideoModel):
     """Writes frame indices as predictions: each answer is one :class:`IndexRecord` JSON line.
 
     Args: the frame-source options (``tspo_path``, ``num_frames``, ``strategy``, ``scorer``, ...)
-    and ``index_out``: the JSONL the records are appended to (``{task}`` = the dataset name;
-    default ``tspo_frame_index_{task}.jsonl`` in the working directory).
+    and ``index_out``: the JSONL the records go to (``{task}`` = the dataset name the run uses,
+    ``{rank}``); default: ``<work-dir>/<model>_<dataset>.jsonl`` through the launcher
+    (``TSPO_FrameIndex_LVBench_64frame.jsonl``), ``tspo_frame_index_{task}.jsonl`` elsewhere.
     """
 
+    IS_GENERATOR = True
+    DEFAULT_LOG = "tspo_frame_index_{task}.jsonl"
+
     def __init__(self, index_out: str | None = None, use_vllm: bool = False, **kwargs: Any) -> None:
-        from tspo_eval.frame_source import FrameSource, SelectionLog
+        from tspo_eval.frame_source import FrameSource
 
         if use_vllm:
             raise InputError("TSPO_FrameIndex does not use vLLM")
         options = _frame_options(kwargs)
         if kwargs:
             raise InputError(f"TSPO_FrameIndex: unknown arguments {', '.join(sorted(kwargs))}")
-        super().__init__(int(options.pop("num_frames", 64)))
+        super().__init__(int(options.pop("num_frames", 64)), log_template=index_out)
         mode = options.pop("frame_selection", "tspo")
         self.frame_source = FrameSource.from_options(mode, num_frames=self.num_frames, **options)
-        self.log = SelectionLog(index_out or "tspo_frame_index_{task}.jsonl", rank=_rank())
 
-    def generate_inner(self, message: list[dict[str, Any]], dataset: str | None = None) -> str:
-        from tspo_eval.frame_index_cache.index_store import IndexRecord
-        from tspo_eval.frame_source import benchmark_for_task
+    def answer(self, query: VideoQuery, task: str) -> str:
+        result = self.frame_source.select(query.video, query.question, query.question_id, task)
+        if not result.frame_indices:
+            from tspo_eval.errors import VideoError
 
-        _, video, question, qid = self._question(message, dataset)
-        self._sync_num_frames(self.frame_source)
-        try:
-            result = self.frame_source.select(video, question, qid, dataset)
-        except TspoEvalError as exc:
-            logger.error(f"[{dataset}] {qid}: {exc}")
-            return f"ERROR: {exc}"
-        record = IndexRecord.from_selection(result, benchmark_for_task(dataset), qid, Path(video).name,
-                                            num_frames=self.num_frames)
-        self.log.write(record, dataset)
+            raise VideoError(query.video, "no frames selected (empty video?)")
+        record = self.frame_source.record(result, query.question_id, task)  # also written to the job's index file
         return record.to_json()
 
 
@@ -223,21 +224,20 @@ class TspoVideoLLM(TspoVideoModel):
     """A video LLM of this package's lmms-eval adapters, fed TSPO (or index / uniform) frames.
 
     Args: ``kind`` (``qwen2_5_vl``, ``llava_video``, ``llava_onevision``), ``pretrained``,
-    ``selection_log`` (JSONL template with ``{task}``), ``max_new_tokens``, and the arguments of
-    the lmms-eval model, with its names: the TSPO ones (``frame_selection``, ``tspo_path``,
-    ``num_frames``, ``strategy``, ``scorer``, ``frame_index``, ``candidate_fps``, ``tspo_device``,
-    ...) and the VLM's (``device``, ``dtype``, ``attn_implementation``, ...).
+    ``selection_log`` (JSONL template with ``{task}`` / ``{rank}``; default: the run's
+    ``<model>_<dataset>_tspo_frames.jsonl`` next to its predictions), ``max_new_tokens``, and the
+    arguments of the lmms-eval model, with its names: the TSPO ones (``frame_selection``,
+    ``tspo_path``, ``num_frames``, ``strategy``, ``scorer``, ``frame_index``, ``missing``,
+    ``tspo_device``, ...) and the VLM's (``device``, ``dtype``, ``attn_implementation``, ...).
     """
 
     def __init__(self, kind: str = "qwen2_5_vl", pretrained: str | None = None, selection_log: str | None = None,
                  max_new_tokens: int = 128, use_vllm: bool = False, **kwargs: Any) -> None:
-        from tspo_eval.frame_source import SelectionLog
-
         if kind not in VLM_CLASSES:
             raise InputError(f"unknown model kind {kind!r}; choose one of {', '.join(VLM_CLASSES)}")
         if use_vllm:
             raise InputError(f"{kind}: the TSPO models run through transformers, not vLLM")
-        super().__init__(int(kwargs.get("num_frames", 64)))
+        super().__init__(int(kwargs.get("num_frames", 64)), log_template=selection_log)
         module, cls_name = VLM_CLASSES[kind].rsplit(".", 1)
         cls = getattr(importlib.import_module(module), cls_name)
         args = {**kwargs, "max_new_tokens": int(max_new_tokens)}
@@ -249,30 +249,26 @@ class TspoVideoLLM(TspoVideoModel):
             raise InputError(f"{pretrained}: the VLMEvalKit wrapper runs transformers checkpoints only "
                              "(use the -hf conversion of LLaVA-Video)")
         self.frame_source = self.inner.frame_source
-        self.frame_source.log = SelectionLog(selection_log or "tspo_frames_{task}.jsonl", rank=_rank())
 
-    def generate_inner(self, message: list[dict[str, Any]], dataset: str | None = None) -> str:
-        prompt, video, question, qid = self._question(message, dataset)
-        self._sync_num_frames(self.frame_source)
-        try:
-            frames, result = self.frame_source.frames_for(video, question, qid, dataset)
-        except TspoEvalError as exc:  # a missing/broken video: no answer (scored wrong), run goes on
-            logger.error(f"[{dataset}] {qid}: no frames: {exc}")
-            return ""
-        return self.inner._answer(prompt, frames, result, {"temperature": 0})
+    def answer(self, query: VideoQuery, task: str) -> str:
+        frames, result = self.frame_source.frames_for(query.video, query.question, query.question_id, task)
+        return self.inner._answer(query.prompt, frames, result, {"temperature": 0})
 
 
 def model_table(overrides: dict[str, Any] | None = None, names: list[str] | None = None) -> dict[str, functools.partial]:
     """``{registered name: functools.partial(class, **defaults, **overrides)}`` for ``supported_VLM``.
 
-    ``overrides`` (e.g. from ``--model-args``) apply to every entry; ``names`` limits the table.
+    ``overrides`` (e.g. from ``--model-args``) apply to every entry that takes them (``index_out``
+    only to the generator, ``selection_log`` only to the VLMs); ``names`` limits the table.
     """
     table = {}
     for name, (cls_name, defaults) in MODEL_SPECS.items():
         if names is not None and name not in names:
             continue
         cls = globals()[cls_name]
-        table[name] = functools.partial(cls, **{**defaults, **(overrides or {})})
+        skip = VLM_ONLY if cls is FrameIndexGenerator else GENERATOR_ONLY
+        kept = {k: v for k, v in (overrides or {}).items() if k not in skip}
+        table[name] = functools.partial(cls, **{**defaults, **kept})
     return table
 
 
