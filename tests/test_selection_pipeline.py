@@ -147,6 +147,28 @@ def test_other_candidate_rate_and_decoders_change_the_cache_key(agent, video, tm
     assert cache.info()["entries"] == 3
 
 
+def test_auto_cache_key_records_the_decoder_that_decoded(agent, video, tmp_path) -> None:
+    """With ``decoder="auto"`` the cache entry is keyed by the backend that really decoded: decord
+    for an H.264 file, PyAV for an AV1 file (decord has no AV1 decoder), which an explicit
+    ``decoder="pyav"`` run then reuses; an explicit ``decord`` run never gets PyAV's features."""
+    from tspo_eval.testing.videos import available_encoder, write_test_video
+
+    cache = FeatureCache(tmp_path / "c")
+    h264 = FrameSelector(agent, cache=cache).select(video, QUESTIONS[0], num_frames=3)
+    assert h264.decoder == "decord"
+    assert FrameSelector(agent, cache=cache, decoder="decord").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
+    assert not FrameSelector(agent, cache=cache, decoder="pyav").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
+    codec = available_encoder("av1")
+    if codec is None:
+        pytest.skip("no AV1 encoder in this PyAV build")
+    av1 = write_test_video(tmp_path / "clip_av1.mp4", n_frames=100, fps=25.0, codec=codec, gop=50)
+    first = FrameSelector(agent, cache=cache).select(av1, QUESTIONS[0], num_frames=3)
+    assert first.decoder == "pyav" and not first.feature_cache_hit
+    explicit = FrameSelector(agent, cache=cache, decoder="pyav").select(av1, QUESTIONS[0], num_frames=3)
+    assert explicit.feature_cache_hit and explicit.frame_indices == first.frame_indices
+    assert cache.info()["entries"] == 3  # H.264 via decord, H.264 via PyAV, AV1 via PyAV (auto and explicit)
+
+
 def test_bad_requests(agent, video, tmp_path) -> None:
     selector = FrameSelector(agent, cache=False)
     for k in (0, -3, True, 2.5):

@@ -1,6 +1,7 @@
-"""Video decoding for frame selection: open a file through a backend (decord, PyAV or
-torchcodec), read its metadata, build the candidate grid, stream candidate frames in bounded
-chunks and decode arbitrary frame numbers.
+"""Video decoding for frame selection: open a file through a backend (``auto``: decord with a
+PyAV fallback; or decord, PyAV, torchcodec), read its metadata and per-frame presentation
+times, build the candidate grid, stream candidate frames in bounded chunks and decode
+arbitrary frame numbers.
 
 Every unusable file raises :class:`tspo_eval.errors.VideoError` naming the path and the problem.
 """
@@ -17,16 +18,22 @@ from tspo_eval.video.fingerprint import video_fingerprint
 from tspo_eval.video.grid import candidate_grid, candidate_stride, uniform_frame_indices
 from tspo_eval.video.metadata import VideoMetadata
 
-DECODERS = ("decord", "pyav", "torchcodec")
+#: ``auto`` (the default) is decord, falling back to PyAV per file; see :mod:`tspo_eval.video.auto`
+DECODERS = ("auto", "decord", "pyav", "torchcodec")
+DEFAULT_DECODER = "auto"
 
 
-def open_video(path: str | os.PathLike, decoder: str = "decord") -> VideoReader:
+def open_video(path: str | os.PathLike, decoder: str = DEFAULT_DECODER) -> VideoReader:
     """Open ``path`` with ``decoder`` (one of :data:`DECODERS`); a context manager.
 
     Raises :class:`InputError` for an unknown or uninstalled decoder and :class:`VideoError`
     for a file that cannot be used.
     """
     name = str(decoder).lower()
+    if name == "auto":
+        from tspo_eval.video.auto import AutoReader
+
+        return AutoReader(os.fspath(path))
     if name == "decord":
         from tspo_eval.video.decord_backend import DecordReader
 
@@ -42,7 +49,9 @@ def open_video(path: str | os.PathLike, decoder: str = "decord") -> VideoReader:
     raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
 
 
-def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray, decoder: str = "decord") -> np.ndarray:
+def decode_frames(
+    path: str | os.PathLike, indices: Sequence[int] | np.ndarray, decoder: str = DEFAULT_DECODER
+) -> np.ndarray:
     """Open ``path``, return uint8 [N,H,W,3] RGB frames at ``indices`` (given order), close."""
     with open_video(path, decoder) as reader:
         return reader.get_frames(indices)
@@ -50,6 +59,7 @@ def decode_frames(path: str | os.PathLike, indices: Sequence[int] | np.ndarray, 
 
 __all__ = [
     "DECODERS",
+    "DEFAULT_DECODER",
     "VideoMetadata",
     "VideoReader",
     "candidate_grid",

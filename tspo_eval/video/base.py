@@ -21,10 +21,15 @@ class VideoReader:
     def __init__(self, metadata: VideoMetadata) -> None:
         self.metadata = metadata
         self._closed = False
+        self._times: np.ndarray | None = None
 
     # -- interface -----------------------------------------------------------------------
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
         """Frames at strictly increasing ``indices`` (int64 [N]) -> uint8 [N,H,W,3]."""
+        raise NotImplementedError
+
+    def _load_frame_times(self) -> np.ndarray:
+        """float64 [n_frames]: every frame's presentation time in seconds, relative to frame 0."""
         raise NotImplementedError
 
     def pause(self) -> None:
@@ -50,6 +55,23 @@ class VideoReader:
                 f"{self.metadata.path}: frame number {bad} is outside the video (0..{self.metadata.n_frames - 1})"
             )
         return arr
+
+    def frame_times(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """float64 [N]: presentation times in seconds of frame numbers ``indices``.
+
+        The time of a frame is its presentation timestamp (pts * time_base) relative to the
+        first frame's, read from the container's packet index (no decoding): the true time
+        also in a variable-frame-rate video, where ``index / avg_fps`` drifts.
+        """
+        arr = self.check_indices(indices)
+        if self._times is None:
+            times = np.asarray(self._load_frame_times(), dtype=np.float64)
+            if times.shape != (self.metadata.n_frames,):
+                raise VideoError(
+                    self.metadata.path, f"{times.size} frame times for {self.metadata.n_frames} frames"
+                )
+            self._times = times
+        return self._times[arr]
 
     def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """uint8 [N,H,W,3] RGB frames at source frame numbers ``indices``, in the given order."""

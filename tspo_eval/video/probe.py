@@ -17,7 +17,9 @@ class StreamHeader:
     height: int
     declared_frames: int  # container's frame count; 0 when the format does not store it
     average_rate: float  # 0.0 when unknown
-    codec: str
+    codec: str  # FFmpeg's decoder name, e.g. "h264", "libdav1d"
+    codec_long_name: str = ""  # e.g. "dav1d AV1 decoder by VideoLAN"
+    has_b_frames: bool = False  # frames are reordered (B-frames): decode order differs from display order
 
 
 def check_file(path: str | os.PathLike) -> str:
@@ -93,6 +95,8 @@ def probe(path: str | os.PathLike) -> StreamHeader:
             declared_frames=int(stream.frames or 0),
             average_rate=float(rate) if rate else 0.0,
             codec=str(stream.codec_context.name),
+            codec_long_name=str(getattr(stream.codec_context.codec, "long_name", "") or ""),
+            has_b_frames=bool(getattr(stream.codec_context, "has_b_frames", False)),
         )
     finally:
         container.close()

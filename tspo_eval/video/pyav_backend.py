@@ -7,26 +7,28 @@ from loguru import logger
 from tspo_eval.errors import VideoError
 from tspo_eval.video.base import VideoReader
 from tspo_eval.video.metadata import make_metadata
-from tspo_eval.video.probe import check_file, explain_open_error, probe
+from tspo_eval.video.packets import index_packets
+from tspo_eval.video.probe import StreamHeader, check_file, explain_open_error, probe
 
 
 class PyAVReader(VideoReader):
     """Random access by presentation timestamp.
 
-    At open, the packets of the video stream are demuxed (not decoded) to list every frame's
-    timestamp and the keyframes, in presentation order; frame number ``i`` is the ``i``-th
-    timestamp.  To reach frame ``t`` the reader decodes forward from where it is, unless ``t``
-    lies behind it or a keyframe lies between the two; then it seeks to the keyframe preceding
-    ``t``.  Dense increasing requests (the candidate grid) are thus one forward pass.
+    At open, the packets of the video stream are demuxed (not decoded) into a
+    :class:`~tspo_eval.video.packets.PacketIndex`: frame number ``i`` is the ``i``-th
+    presentation timestamp.  To reach frame ``t`` the reader decodes forward from where it is,
+    unless ``t`` lies behind it or a keyframe lies between the two; then it seeks to the keyframe
+    preceding ``t``.  Dense increasing requests (the candidate grid) are thus one forward pass.
+    Frame times come from the same index (true presentation times, also for variable frame rates).
     """
 
     name = "pyav"
 
-    def __init__(self, path: str, threads: bool = True) -> None:
+    def __init__(self, path: str, threads: bool = True, header: StreamHeader | None = None) -> None:
         import av
 
         path = check_file(path)
-        header = probe(path)
+        header = header or probe(path)
         self._path = path
         try:
             self._container = av.open(path)
@@ -35,14 +37,19 @@ class PyAVReader(VideoReader):
         self._stream = self._container.streams.video[0]
         if threads:
             self._stream.thread_type = "AUTO"
-        self._pts, self._keyframes = self._index_packets()
-        n_frames = len(self._pts)
-        if header.declared_frames and n_frames < header.declared_frames:
+        try:
+            self._index = index_packets(self._container, self._stream, path)
+        except VideoError:
+            self._container.close()
+            raise
+        n_frames = self._index.n_frames
+        present = n_frames + self._index.discarded
+        if header.declared_frames and present < header.declared_frames:
             self._container.close()
             raise VideoError(
                 path,
                 f"truncated file: the container declares {header.declared_frames} frames "
-                f"but only {n_frames} are present",
+                f"but only {present} are present",
             )
         try:
             metadata = make_metadata(path, n_frames, header.average_rate, header.width, header.height, self.name)
@@ -53,43 +60,24 @@ class PyAVReader(VideoReader):
         self._frames = None  # the live decode generator
         self._pos = -1  # frame number of the last decoded frame (-1: nothing decoded)
 
-    def _index_packets(self) -> tuple[np.ndarray, np.ndarray]:
-        """(pts int64 [N] sorted, frame numbers of keyframes int64 [M])."""
-        import av
-
-        pts: list[int] = []
-        keys: list[int] = []
-        try:
-            for packet in self._container.demux(self._stream):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                pts.append(int(packet.pts))
-                if packet.is_keyframe:
-                    keys.append(int(packet.pts))
-        except (av.error.FFmpegError, OSError) as exc:
-            self._container.close()
-            raise VideoError(self._path, f"truncated or corrupt file while indexing packets ({exc})") from None
-        pts_arr = np.asarray(sorted(pts), dtype=np.int64)
-        key_arr = np.searchsorted(pts_arr, np.asarray(sorted(keys), dtype=np.int64))
-        if key_arr.size == 0 or key_arr[0] != 0:
-            key_arr = np.concatenate([[0], key_arr]).astype(np.int64)
-        return pts_arr, key_arr
-
-    def _keyframe_before(self, index: int) -> int:
-        return int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
+    def _load_frame_times(self) -> np.ndarray:
+        return self._index.frame_times()
 
     def _seek(self, index: int) -> None:
-        keyframe = self._keyframe_before(index)
-        self._container.seek(int(self._pts[keyframe]), stream=self._stream, backward=True, any_frame=False)
+        start = self._index.seek_pts(index)
+        self._container.seek(start, stream=self._stream, backward=True, any_frame=False)
         self._frames = self._container.decode(self._stream)
-        self._pos = keyframe - 1
+        self._pos = int(np.searchsorted(self._index.pts, start)) - 1
 
     def _frame_number(self, frame) -> int:
+        pts = self._index.pts
         if frame.pts is None:
             return self._pos + 1
-        i = int(np.searchsorted(self._pts, frame.pts))
-        if i < len(self._pts) and self._pts[i] == frame.pts:
+        i = int(np.searchsorted(pts, frame.pts))
+        if i < len(pts) and pts[i] == frame.pts:
             return i
+        if frame.pts < pts[0]:  # a discarded lead-in frame an older FFmpeg still outputs
+            return -1
         return self._pos + 1
 
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
@@ -98,7 +86,7 @@ class PyAVReader(VideoReader):
         m = self.metadata
         out = np.empty((len(indices), m.height, m.width, 3), dtype=np.uint8)
         for k, target in enumerate(indices.tolist()):
-            if self._frames is None or target <= self._pos or self._keyframe_before(target) > self._pos:
+            if self._frames is None or target <= self._pos or self._index.keyframe_between(self._pos, target):
                 self._seek(target)
             while True:
                 try:
@@ -110,6 +98,8 @@ class PyAVReader(VideoReader):
                     self._frames = None
                     raise VideoError(m.path, f"decoding failed near frame {target} ({exc})") from None
                 number = self._frame_number(frame)
+                if number < 0:
+                    continue
                 self._pos = number
                 if number < target:
                     continue

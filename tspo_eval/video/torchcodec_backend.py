@@ -1,4 +1,9 @@
-"""torchcodec backend (optional: ``pip install tspo-eval[decoders]``)."""
+"""torchcodec backend (optional).
+
+torchcodec is on PyPI but loads the system's FFmpeg shared libraries (major versions 4 to 9 in
+torchcodec 0.17; Debian 12 ships FFmpeg 5.1) and must match the installed torch release (see
+torchcodec's compatibility table).  :data:`INSTALL_HINT` says how to get both.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,29 +11,40 @@ import numpy as np
 from tspo_eval.errors import InputError, VideoError
 from tspo_eval.video.base import VideoReader
 from tspo_eval.video.metadata import make_metadata
-from tspo_eval.video.probe import check_file, explain_open_error, probe
+from tspo_eval.video.packets import read_packet_index
+from tspo_eval.video.probe import StreamHeader, check_file, explain_open_error, probe
+
+INSTALL_HINT = (
+    "install it with: pip install torchcodec (the release matching your torch), plus FFmpeg's shared "
+    "libraries (Debian/Ubuntu: apt-get install ffmpeg); or use --decoder auto / decord / pyav"
+)
 
 
 def _import_decoder():
     try:
         from torchcodec.decoders import VideoDecoder
     except Exception as exc:  # ImportError, or FFmpeg libraries torchcodec cannot load
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(
-            f"decoder 'torchcodec' is not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "install it with: pip install tspo-eval[decoders]  (or use --decoder decord / pyav)"
+            f"decoder 'torchcodec' is not available ({type(exc).__name__}: {first_line[:300]}); {INSTALL_HINT}"
         ) from None
     return VideoDecoder
 
 
 class TorchCodecReader(VideoReader):
-    """``torchcodec.decoders.VideoDecoder`` with exact seeking, frames as NHWC uint8."""
+    """``torchcodec.decoders.VideoDecoder`` with exact seeking, frames as NHWC uint8.
+
+    At open, a PyAV packet index (demuxing, no decoding) gives the frame times (torchcodec
+    reports times only for the frames it decodes, and a feature-cache hit decodes none) and the
+    truncation check the other backends make (torchcodec silently counts only what is there).
+    """
 
     name = "torchcodec"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, header: StreamHeader | None = None) -> None:
         VideoDecoder = _import_decoder()
         path = check_file(path)
-        header = probe(path)
+        header = header or probe(path)
         try:
             try:
                 self._decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=0)
@@ -36,10 +52,22 @@ class TorchCodecReader(VideoReader):
                 self._decoder = VideoDecoder(path, dimension_order="NHWC")
         except Exception as exc:  # torchcodec raises RuntimeError/ValueError with FFmpeg's text
             raise explain_open_error(path, exc) from None
+        index = read_packet_index(path)
+        present = index.n_frames + index.discarded
+        if header.declared_frames and present < header.declared_frames:
+            raise VideoError(
+                path,
+                f"truncated file: the container declares {header.declared_frames} frames but only {present} are present",
+            )
+        self._index = index
         meta = self._decoder.metadata
         n_frames = getattr(meta, "num_frames", None) or len(self._decoder)
-        avg_fps = getattr(meta, "average_fps", None) or header.average_rate
+        # the container's average rate, as decord and PyAV read it: the same candidate grid
+        avg_fps = header.average_rate or getattr(meta, "average_fps", None)
         super().__init__(make_metadata(path, n_frames, avg_fps, header.width, header.height, self.name))
+
+    def _load_frame_times(self) -> np.ndarray:
+        return self._index.frame_times()
 
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
         try:
