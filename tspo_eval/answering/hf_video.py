@@ -64,7 +64,7 @@ def video_metadata(request: AnswerRequest, repeat: int = 1) -> Any:
                          duration=float(request.duration), frames_indices=positions)
 
 
-def _read_model_type(pretrained: str) -> str:
+def read_model_type(pretrained: str) -> str:
     """``model_type`` from a folder's ``config.json`` or a hub id's config (hub cache when offline)."""
     import json
 
@@ -128,7 +128,7 @@ class HFVideoAnswerer:
 
         from tspo_eval.agent.devices import resolve_device, resolve_dtype
 
-        family = family_for(_read_model_type(pretrained), pretrained)
+        family = family_for(read_model_type(pretrained), pretrained)
         resolved_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, resolved_device)
         processor = AutoProcessor.from_pretrained(pretrained)

@@ -13,6 +13,9 @@ import numpy as np
 
 from tspo_eval.errors import InputError
 
+#: frames per second of the millisecond grid :meth:`AnswerRequest.multiple_choice` describes a video on
+MS_GRID = 1000.0
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -60,6 +63,8 @@ class AnswerRequest:
         prompt: the question as the host words it (options, answer instruction), without image tokens.
         generation: how to generate.
         item: who asked (a question id), for error messages and logs.
+        question: the question stem the prompt was built from (rule-based answerers read it).
+        options: the option texts without letters, in letter order (idem).
     """
 
     frames: np.ndarray
@@ -70,6 +75,8 @@ class AnswerRequest:
     prompt: str
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     item: str = ""
+    question: str = ""
+    options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         frames = self.frames
@@ -92,6 +99,21 @@ class AnswerRequest:
                    timestamps=[float(t) for t in result.timestamps], n_frames=int(result.n_frames),
                    avg_fps=float(result.avg_fps), prompt=prompt, generation=generation or GenerationSettings(),
                    item=item)
+
+    @classmethod
+    def multiple_choice(cls, frames: np.ndarray, timestamps: Sequence[float], duration: float, question: str,
+                        options: Sequence[str], generation: GenerationSettings | None = None,
+                        item: str = "", prompt: str = "") -> "AnswerRequest":
+        """A multiple-choice question about frames known by their times only (a training prompt,
+        a needle composite). ``prompt`` "" -> the usual ``stem``, ``A. ...`` lines and answer
+        instruction; the video is described on a millisecond grid so every time is exact."""
+        from tspo_eval.benchmarks.records import multiple_choice_prompt
+
+        return cls(frames=frames, frame_indices=[round(float(t) * MS_GRID) for t in timestamps],
+                   timestamps=[float(t) for t in timestamps], n_frames=max(1, round(float(duration) * MS_GRID)),
+                   avg_fps=MS_GRID, prompt=prompt or multiple_choice_prompt(question, options),
+                   generation=generation or GenerationSettings(), item=item, question=question,
+                   options=tuple(options))
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,104 @@
+"""``TrainOptions``: every setting of a training run (the CLI builds one; the Python API takes one)."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tspo_eval.errors import InputError
+from tspo_eval.training.advantages import OFF_POLICY_MODES
+from tspo_eval.training.policy import LOGPROBS
+
+DEFAULT_INIT = "hzf666/TSPO-0.4B"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options of ``tspo-eval train`` (see docs/training.md for each).
+
+    ``init``: a TSPO-layout checkpoint (folder / hub id) or ``random`` (a fresh head on ``clip``).
+    ``steps`` / ``epochs``: length of the run (one epoch when neither is given).
+    ``eval``: ``BENCH=ANNOTATIONS:VIDEOS`` held-out set for the selection-only span hit rate.
+    """
+
+    benchmark: str
+    annotations: str
+    videos: str
+    answerer: str
+    out: str
+    init: str = DEFAULT_INIT
+    clip: str | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    prompts_per_step: int = 8
+    group_size: int = 8
+    num_frames: int = 8
+    lr: float = 5e-4
+    tau0: float = 0.025
+    logprob: str = "first-draw"
+    off_policy: str = "none"
+    needles: bool = False
+    eval: str | None = None
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None
+    cache_dir: str | None = None
+    save_every: int = 100
+    resume: bool = False
+    decoder: str = "auto"
+    fps: float = 1.0
+    progress: bool | None = None
+
+    def validated(self) -> TrainOptions:
+        """A copy with normalised values; InputError naming the first bad option."""
+        def positive_int(name: str, value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+            return value
+
+        for name in ("prompts_per_step", "group_size", "num_frames", "save_every"):
+            positive_int(name, getattr(self, name))
+        if self.group_size < 2:
+            raise InputError(f"--group-size must be at least 2 (advantages compare samples), got {self.group_size}")
+        if self.steps is not None and self.epochs is not None:
+            raise InputError("give --steps or --epochs, not both")
+        if self.steps is not None:
+            positive_int("steps", self.steps)
+        if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
+            raise InputError(f"--epochs must be positive, got {self.epochs!r}")
+        for name in ("lr", "tau0", "fps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InputError(f"--{name} must be a positive number, got {value!r}")
+        if self.tau0 < 0.01:
+            raise InputError(f"--tau0 must be at least 0.01 (tau anneals to 0.01), got {self.tau0}")
+        if self.logprob not in LOGPROBS:
+            raise InputError(f"unknown --logprob {self.logprob!r}; choose one of {', '.join(LOGPROBS)}")
+        if self.off_policy not in OFF_POLICY_MODES:
+            raise InputError(f"unknown --off-policy {self.off_policy!r}; choose one of {', '.join(OFF_POLICY_MODES)}")
+        if str(self.init).lower() == "random" and not self.clip:
+            raise InputError("--init random needs --clip PATH (the CLIP the fresh head works on)")
+        from tspo_eval.video import DECODERS
+
+        if self.decoder not in DECODERS:
+            raise InputError(f"unknown --decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
+        if self.eval is not None:
+            from tspo_eval.training.data import parse_eval_spec
+
+            parse_eval_spec(self.eval)
+        return replace(self, init="random" if str(self.init).lower() == "random" else str(self.init))
+
+    def settings(self) -> dict[str, Any]:
+        """What a ``--resume`` must share with the run it continues (paths made absolute)."""
+        data = asdict(self)
+        for key in ("resume", "progress", "device", "cache_dir", "save_every", "out"):
+            data.pop(key)
+        for key in ("annotations", "videos"):
+            data[key] = os.path.abspath(os.path.expanduser(data[key]))
+        for key in ("init", "clip"):
+            value = data[key]
+            if value and value != "random" and Path(os.path.expanduser(value)).exists():
+                data[key] = os.path.abspath(os.path.expanduser(value))
+        return data
