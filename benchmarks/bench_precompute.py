@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tspo_eval.agent import TemporalAgent
     from tspo_eval.benchmarks import get_benchmark
-    from tspo_eval.frame_index_cache.index_store import read_index
+    from tspo_eval.frame_index_cache.index_files import read_index
     from tspo_eval.testing.synthetic_benchmark import build_synthetic_benchmark
 
     data = WORK / f"precompute_{args.videos}x{args.questions}_{args.seconds:g}s"

@@ -222,3 +222,36 @@ def test_question_independent_embedding_is_reused_exactly(agent: TemporalAgent) 
     torch.testing.assert_close(agent.score(feats, texts[0]), naive_selector_logits(state, feats, texts[0]), rtol=1e-4, atol=1e-4)
     other = torch.randn(31, 768, generator=gen)
     torch.testing.assert_close(agent.score(other, texts[1]), naive_selector_logits(state, other, texts[1]), rtol=1e-4, atol=1e-4)
+
+
+def test_weight_fingerprint_closes_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``ResourceWarning: unclosed file``: one handle per weight file, closed (run as -W error::ResourceWarning)."""
+    import gc
+    import hashlib
+    import sys
+    import warnings
+
+    from safetensors.torch import save_file
+
+    from tspo_eval.agent.fingerprint import hash_safetensors
+
+    files = []
+    for shard in range(2):
+        path = tmp_path / f"model-{shard}.safetensors"
+        save_file({f"vision_model.layer{shard}_{i}.weight": torch.randn(16, 16) for i in range(6)}, str(path))
+        files.append(path)
+    unraisable: list = []   # a warning turned error inside a file's __del__ surfaces here, not as a raise
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        digest = hashlib.sha256()
+        assert hash_safetensors(files, ("vision_model.",), digest) == 12
+        gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        again = hashlib.sha256()
+        hash_safetensors(files, ("vision_model.",), again)
+        gc.collect()
+    assert not unraisable, [str(u.exc_value) for u in unraisable]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert again.hexdigest() == digest.hexdigest()

@@ -109,7 +109,7 @@ def test_longvideobench_fixture(tmp_path):
     assert (a.question_id, a.video, a.answer, a.options, a.duration) == ("vidA_0", "vidA.mp4", "C",
                                                                          ["cat", "dog", "bird"], 12.5)
     assert b.categories == {"duration_group": ["600"], "question_category": ["TOS"]}
-    assert a.prompt_question() == "What is shown?\nA. cat\nB. dog\nC. bird"
+    assert get_benchmark(a.benchmark).format_options(a) == "What is shown?\nA. cat\nB. dog\nC. bird"
     assert get_benchmark("longvideobench").format_prompt(a).endswith(
         "C. bird\nAnswer with the option's letter from the given choices directly.\n")
 
@@ -121,7 +121,7 @@ def test_videomme_mlvu_lvbench_fixtures(tmp_path):
     assert get_benchmark("videomme").default_strategy == "bin-max"
     ml, = get_benchmark("mlvu").load(write_json(tmp_path / "m.json", MLVU_ROWS))
     assert (ml.question, ml.options, ml.answer) == ("What?", ["x", "y"], "B")
-    assert ml.prompt_question() == "What?\n(A) x\n(B) y"
+    assert get_benchmark(ml.benchmark).format_options(ml) == "What?\n(A) x\n(B) y"
     one, two = get_benchmark("lvbench").load(write_jsonl(tmp_path / "l.jsonl", LVBENCH_LINES))
     assert one.categories == {"question_type": ["ER", "Rea"]} and one.time_spans == [(65.0, 70.0)]
     assert (one.question, one.options, one.duration, one.video) == ("Which?", ["p", "q", "r", "s"], 120.0, "k1.mp4")
@@ -244,3 +244,53 @@ def test_jsonl_with_unicode_line_separator_inside_strings(tmp_path):
     path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
     first = get_benchmark("lvbench").load(path)[0]
     assert first.question == "Which\u2028one?"
+
+
+# ---- a file of another benchmark (or another layout) says what was expected ----------------------
+SYNTHETIC_ROWS = [
+    {"question_id": "s0", "video": "synth_000.mp4", "question": "What colour?", "options": ["red", "blue"],
+     "answer": "A", "duration": 20.0, "task_type": "needle", "time_spans": [[1.0, 2.0]]},
+]
+WRONG_FILES = {  # benchmark whose file it is -> (file name, rows, JSON lines?)
+    "longvideobench": ("lvb_val.json", LVB_ROWS, False),
+    "videomme": ("videomme.json", VMME_ROWS, False),
+    "mlvu": ("mlvu.json", MLVU_ROWS, False),
+    "lvbench": ("video_info.meta.jsonl", LVBENCH_LINES * 2, True),
+    "synthetic": ("synthetic.json", SYNTHETIC_ROWS, False),
+}
+
+
+@pytest.mark.parametrize("name", BENCHMARK_NAMES)
+@pytest.mark.parametrize("source", BENCHMARK_NAMES)
+def test_wrong_file_names_the_expected_format(tmp_path, name, source):
+    file_name, rows, jsonl = WRONG_FILES[source]
+    path = tmp_path / file_name
+    if jsonl:   # two lines with the same key would also be duplicates: give the second its own ids
+        second = json.loads(json.dumps(rows[1]).replace('"k1"', '"k2"').replace('"uid": "1"', '"uid": "3"')
+                            .replace('"uid": "2"', '"uid": "4"'))
+        write_jsonl(path, [rows[0], second])
+    else:
+        write_json(path, rows)
+    bench = get_benchmark(name)
+    if name == source:
+        assert bench.load(path)
+        return
+    with pytest.raises(AnnotationError) as info:
+        bench.load(path)
+    message = str(info.value)
+    assert "invalid JSON" not in message and "\n" not in message
+    assert f"expected {name} annotations ({bench.annotation_file})" in message, message
+    assert "found" in message and f"looks like {source} annotations ({file_name})" in message, message
+
+
+def test_single_object_and_json_list_layouts_are_named(tmp_path):
+    one_line = write_jsonl(tmp_path / "one.jsonl", LVBENCH_LINES)   # one JSON object: not a list of rows
+    with pytest.raises(AnnotationError, match=r"found one JSON object with keys key, type, video_info, qa"):
+        get_benchmark("mlvu").load(one_line)
+    listed = tmp_path / "list.jsonl"
+    listed.write_text(json.dumps(MLVU_ROWS, indent=2))             # a JSON list over many lines
+    with pytest.raises(AnnotationError, match=r"JSON lines.*found one JSON list of 1 objects.*looks like mlvu"):
+        get_benchmark("lvbench").load(listed)
+    listed.write_text(json.dumps(MLVU_ROWS))                       # ... or on one line
+    with pytest.raises(AnnotationError, match=r"found one JSON list of 1 objects"):
+        get_benchmark("lvbench").load(listed)

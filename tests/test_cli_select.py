@@ -63,15 +63,23 @@ def test_json_and_pictures(capsys, tmp_path: Path, video: Path, tiny_agent_dir: 
     assert positions == [lo + int(np.argmax(scores[lo:hi])) for lo, hi in bins]
     _assert_png(sheet, (4 * 100, 60))
     _assert_png(plot, (400, 200))
-    assert err.strip() == ""  # no log chatter without --verbose
+    log_lines = err.strip().splitlines()  # default level INFO: which checkpoint, on which device; no DEBUG
+    assert len(log_lines) == 1 and " INFO " in log_lines[0] and "loaded TSPO agent" in log_lines[0], err
 
-    # a second run hits the feature cache and prints the table
-    status, out, _ = _run(capsys, video, "-q", "Where is the white bar?", "--agent", tiny_agent_dir, "-k", 3,
-                          "--cache-dir", tmp_path / "cache")
-    assert status == 0
+    # a second run hits the feature cache and prints the table; --quiet leaves stderr empty
+    status, out, err = _run(capsys, video, "-q", "Where is the white bar?", "--agent", tiny_agent_dir, "-k", 3,
+                            "--cache-dir", tmp_path / "cache", "--quiet")
+    assert status == 0 and err == ""
     lines = out.strip().splitlines()
     assert "3 of 12 candidates" in lines[0] and "features from cache" in lines[0]
     assert len(lines) == 2 + 3 and lines[1].split() == ["#", "frame", "time", "score"]
+
+    # -v (before or after the command) adds the DEBUG lines, e.g. the cache hit
+    for argv in (["select", "-v"], ["-v", "select"]):
+        status = main([*argv, str(video), "-q", "Where is the white bar?", "--agent", str(tiny_agent_dir),
+                       "-k", "3", "--cache-dir", str(tmp_path / "cache")])
+        out, err = capsys.readouterr()
+        assert status == 0 and " DEBUG " in err and "feature cache hit" in err, err
 
 
 def test_clip_scorer_and_fewer_candidates_than_k(capsys, tmp_path: Path, video: Path, tiny_agent_dir: Path) -> None:

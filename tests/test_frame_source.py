@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tspo_eval.errors import InputError, VideoError
-from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter, read_index
+from tspo_eval.frame_index_cache.index_files import read_index
+from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter
 from tspo_eval.frame_source import (
     FrameSource,
     FrameSourceOptions,
@@ -156,3 +157,37 @@ def test_missing_video_is_a_video_error(mode, tspo_source, tmp_path):
     source = tspo_source if mode == "tspo" else FrameSource.from_options("uniform", num_frames=4)
     with pytest.raises(VideoError, match="gone.mp4"):
         source.frames_for(tmp_path / "gone.mp4", "question", "g1", "tspo_synthetic")
+
+
+def test_last_record_is_the_record_of_the_last_answer(video, tmp_path):
+    source = FrameSource.from_options("uniform", num_frames=3)
+    _, result = source.frames_for(video, "q", "r1", "videomme")
+    record = source.last_record
+    assert (record.question_id, record.benchmark, record.video) == ("r1", "videomme", video.name)
+    assert record.frame_indices == result.frame_indices and record.extra == {"frame_source": "uniform"}
+    with pytest.raises(VideoError):
+        source.frames_for(tmp_path / "gone.mp4", "q", "r2", "videomme")
+    assert source.last_record is None  # a failed answer leaves no stale record behind
+
+
+def test_index_mode_reads_frames_from_an_lmms_eval_samples_file(video, tmp_path):
+    """A run of our models on a tspo_* task records each answer's frames in its samples file:
+    that file is an index for the next run (``frame_index=<date>_samples_<task>.jsonl``)."""
+    from tspo_eval.errors import AnnotationError
+
+    recorded = IndexRecord(benchmark="synthetic", question_id="s1", video=video.name, n_frames=N_FRAMES, avg_fps=FPS,
+                           candidate_stride=10, frame_indices=[7, 21, 64], timestamps=[0.7, 2.1, 6.4], strategy="topk",
+                           scorer="tspo", agent_fingerprint="a", clip_fingerprint="c", extra={"frame_source": "tspo"})
+    samples = tmp_path / "20260101_120000_samples_tspo_synthetic.jsonl"
+    lines = [{"doc_id": 0, "filtered_resps": "A", "tspo_accuracy": {"question_id": "s1", "frames": recorded.to_dict()}},
+             {"doc_id": 1, "filtered_resps": "", "tspo_accuracy": {"question_id": "s2", "frames": None,
+                                                                   "frames_error": "gone.mp4: no such video file"}}]
+    samples.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    source = FrameSource.from_options("index", frame_index=str(samples), num_frames=3, missing="error")
+    assert source.frames_for(video, "q", "s1", "tspo_synthetic")[1].frame_indices == [7, 21, 64]
+    with pytest.raises(InputError, match="s2"):  # its video had failed: no frames on record
+        source.frames_for(video, "q", "s2", "tspo_synthetic")
+    empty = tmp_path / "20260101_120000_samples_videomme.jsonl"
+    empty.write_text(json.dumps({"doc_id": 0, "videomme_perception_score": {"question_id": "x"}}) + "\n")
+    with pytest.raises(AnnotationError, match="holds no frames"):
+        FrameSource.from_options("index", frame_index=str(empty), num_frames=3).frames_for(video, "q", "x", "videomme")

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 
 from tspo_eval.errors import AnnotationError, InputError
-from tspo_eval.frame_index_cache.index_store import (
-    FLAG_SHORT,
-    IndexRecord,
-    IndexWriter,
-    merge_index_files,
-    read_index,
-    record_sort_key,
-    sort_records,
-    write_index,
-)
-from tspo_eval.index_diff import diff_indices, span_hit
+from tspo_eval.frame_index_cache.index_files import read_index
+from tspo_eval.frame_index_cache.index_store import FLAG_SHORT, IndexRecord, IndexWriter, merge_index_files, record_sort_key, sort_records, write_index
+from tspo_eval.index_diff import diff_indices, span_frame_fraction
 
 
 def make_record(qid: str, video: str = "a.mp4", frames=(0, 30, 60), fps: float = 30.0, **kw) -> IndexRecord:
@@ -153,10 +145,10 @@ def test_diff_overlap_jaccard_and_span_hits():
     result = diff_indices(a, b, spans)
     q1, q2 = result.questions
     assert (q1.overlap, q1.jaccard) == (2, pytest.approx(2 / 5))
-    assert q1.span_hit_a == pytest.approx(2 / 4) and q1.span_hit_b == pytest.approx(2 / 3)
-    assert q2.jaccard == 1.0 and q2.span_hit_b == 0.0  # fps borrowed from the other side
+    assert q1.span_frame_fraction_a == pytest.approx(2 / 4) and q1.span_frame_fraction_b == pytest.approx(2 / 3)
+    assert q2.jaccard == 1.0 and q2.span_frame_fraction_b == 0.0  # fps borrowed from the other side
     assert result.only_a == ["Q3"] and result.only_b == []
     assert result.mean_jaccard == pytest.approx((0.4 + 1.0) / 2)
-    assert result.span_hit_rate("a") == pytest.approx(2 / 6)
+    assert result.span_frame_fraction("a") == pytest.approx(2 / 6)
     assert "mean Jaccard: 0.7000" in result.summary()
-    assert span_hit([30], 0.0, [(0, 1)]) is None and span_hit([30], 30.0, []) is None
+    assert span_frame_fraction([30], 0.0, [(0, 1)]) is None and span_frame_fraction([30], 30.0, []) is None

@@ -4,8 +4,10 @@ Tiny random Qwen2.5-VL and LLaVA-OneVision checkpoints and a tiny TSPO checkpoin
 per session; the ``tspo_synthetic`` task runs on 2 real videos (4 questions) plus one question
 whose video is missing.  Three CLI runs: ``qwen2_5_vl_tspo`` with TSPO frames on 2 ranks
 (torch.distributed.run on CPU: the code path of ``accelerate launch --num_processes 2``, which
-starts only one process without a GPU), ``llava_vid_tspo`` (HF backend) with uniform frames, and
-the alias ``qwen_2_5_vl_tspo`` with frames from an index file.
+starts only one process without a GPU), ``llava_vid_tspo`` (HF backend) with uniform frames and
+``selection_log=<folder>``, and the alias ``qwen_2_5_vl_tspo`` with frames from an index file and
+``$TSPO_EVAL_SELECTION_LOG``.  The frames of every answer are read from lmms-eval's samples file
+(lmms-eval exits 0 even when a run fails, so every check reads the output files).
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import numpy as np
 import pytest
 
 from tspo_eval.errors import CheckpointError, InputError, VideoError
-from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter, read_index
+from tspo_eval.frame_index_cache.index_files import read_index
+from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter
+from tspo_eval.frame_records import frames_from_samples
 from tspo_eval.frame_source import FrameSource
 
 TASKS_DIR = Path(__file__).resolve().parents[1] / "tspo_eval" / "tasks"
@@ -69,7 +73,8 @@ def feature_cache(tmp_path_factory) -> Path:
 
 
 def run_lmms(env: dict[str, str], out: Path, model: str, model_args: str, ranks: int = 1) -> SimpleNamespace:
-    """``python -m lmms_eval`` (``ranks`` > 1: under torch.distributed.run) on tspo_synthetic; outputs parsed."""
+    """``python -m lmms_eval`` (``ranks`` > 1: under torch.distributed.run) on tspo_synthetic, run in
+    ``out/cwd``; outputs parsed (``frames``: the IndexRecords read from the samples file)."""
     launcher = [sys.executable, "-m", "lmms_eval"]
     if ranks > 1:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
@@ -77,16 +82,17 @@ def run_lmms(env: dict[str, str], out: Path, model: str, model_args: str, ranks:
     cmd = [*launcher, "--model", model, "--model_args", model_args, "--tasks", "tspo_synthetic",
            "--include_path", str(TASKS_DIR), "--limit", "5", "--output_path", str(out), "--log_samples",
            "--verbosity", "DEBUG", "--device", "cpu"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, check=False)
+    cwd = out / "cwd"
+    cwd.mkdir(parents=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, check=False, cwd=cwd)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     results = sorted(out.glob("*/*_results.json"))
     assert len(results) == 1, f"no results file under {out}\n{log[-3000:]}"
     samples = sorted(out.glob("*/*_samples_tspo_synthetic.jsonl"))
-    frames = sorted(out.glob("*/*_tspo_frames_tspo_synthetic.jsonl"))
-    assert frames and frames[0].name.split("_tspo_frames")[0] == results[0].name.split("_results")[0]
-    return SimpleNamespace(log=log, results=json.loads(results[0].read_text()), frames=read_index(frames[0]),
-                           frame_files=sorted(p.name for p in out.glob("*/*tspo_frames*")),
+    assert len(samples) == 1 and samples[0].name.split("_samples")[0] == results[0].name.split("_results")[0]
+    return SimpleNamespace(log=log, results=json.loads(results[0].read_text()), frames=frames_from_samples(samples[0]),
+                           side_logs=sorted(p for p in out.rglob("*_frames_*.jsonl")), cwd=cwd,
                            samples=[json.loads(line) for line in samples[0].read_text().splitlines()])
 
 
@@ -103,8 +109,9 @@ def qwen_tspo(lmms_env, tiny_vlms, tiny_agent_dir, feature_cache, tmp_path_facto
 
 @pytest.fixture(scope="module")
 def llava_uniform(lmms_env, tiny_vlms, tiny_agent_dir, feature_cache, tmp_path_factory):
-    args = common_args(tiny_vlms, tiny_agent_dir, feature_cache, "llava") + ",frame_selection=uniform"
-    return run_lmms(lmms_env, tmp_path_factory.mktemp("out_llava"), "llava_vid_tspo", args)
+    out = tmp_path_factory.mktemp("out_llava")
+    args = common_args(tiny_vlms, tiny_agent_dir, feature_cache, "llava") + f",frame_selection=uniform,selection_log={out}/logs"
+    return run_lmms(lmms_env, out, "llava_vid_tspo", args)
 
 
 def _metric_by_qid(run) -> dict[str, dict]:
@@ -132,18 +139,22 @@ def test_models_registered_through_the_entry_point():
 def test_qwen_tspo_run_writes_results_metric_and_frames(qwen_tspo, synthetic):
     assert "tspo_accuracy,none" in qwen_tspo.results["results"]["tspo_synthetic"]
     assert len(qwen_tspo.samples) == 5
-    # the two ranks' side logs were merged into one file holding every question that got frames
-    assert qwen_tspo.frame_files == [f for f in qwen_tspo.frame_files if ".rank" not in f] and len(qwen_tspo.frame_files) == 1
+    # both ranks' answers carry their frames in the one samples file (each rank's process recorded
+    # its own documents); a tspo_* task needs no side log, so none was written anywhere
     assert set(qwen_tspo.frames) == set(synthetic.rows)
+    assert qwen_tspo.side_logs == [] and not (qwen_tspo.cwd / "tspo_selection_logs").exists()
     for qid, record in qwen_tspo.frames.items():
         assert len(record.frame_indices) == K and record.video == synthetic.rows[qid]["video"]
         assert record.timestamps == pytest.approx([i / record.avg_fps for i in record.frame_indices])
         assert (record.strategy, record.scorer, record.benchmark) == ("topk", "tspo", "synthetic")
+        assert record.extra == {"frame_source": "tspo"} and record.agent_fingerprint
+    assert "Model Responding (tspo frames)" in qwen_tspo.log
 
 
 def test_missing_video_is_scored_wrong_and_counted(qwen_tspo):
     sample = _metric_by_qid(qwen_tspo)[MISSING_QID]
     assert sample["tspo_accuracy"]["correct"] is False and sample["tspo_accuracy"]["pred"] is None
+    assert sample["tspo_accuracy"]["frames"] is None and "missing_video.mp4" in sample["tspo_accuracy"]["frames_error"]
     assert sample["filtered_resps"] in ("", [""])
     assert "missing_video.mp4" in qwen_tspo.log
     assert "all ranks: 1 of 5 samples failed" in qwen_tspo.log
@@ -174,6 +185,13 @@ def test_llava_vid_tspo_hf_backend_uniform_end_to_end(llava_uniform):
     assert "tspo_accuracy,none" in llava_uniform.results["results"]["tspo_synthetic"]
     assert "1 of 5 samples failed" in llava_uniform.log and MISSING_QID not in llava_uniform.frames
     assert len(llava_uniform.frames) == 4
+    assert "Model Responding (uniform frames)" in llava_uniform.log and "TSPO frames" not in llava_uniform.log
+    # selection_log=<folder> asks for a side log of every task: named after the frame selection, same frames
+    (side_log,) = llava_uniform.side_logs
+    assert side_log.parent.name == "logs" and side_log.name.endswith("_llava_vid_tspo_uniform_frames_tspo_synthetic.jsonl")
+    assert f"frames of task tspo_synthetic are logged to {side_log}" in llava_uniform.log
+    assert {q: r.frame_indices for q, r in read_index(side_log).items()} == \
+        {q: r.frame_indices for q, r in llava_uniform.frames.items()}
     for record in llava_uniform.frames.values():  # 12 s at 5 fps: grid 0, 5, ..., 55; K=4 evenly spaced candidates
         grid = np.arange(0, record.n_frames, 5)
         expected = grid[np.round(np.linspace(0, len(grid) - 1, K)).astype(int)].tolist()
@@ -195,7 +213,11 @@ def test_index_mode_through_the_alias_logs_exactly_the_indexed_frames(lmms_env, 
                                      timestamps=[f / 5.0 for f in frames], strategy="topk", scorer="tspo",
                                      agent_fingerprint="a", clip_fingerprint="c"))
     args = common_args(tiny_vlms, tiny_agent_dir, feature_cache, "qwen") + f",frame_selection=index,frame_index={index}"
-    run = run_lmms(lmms_env, tmp_path / "out", "qwen_2_5_vl_tspo", args)
+    env = {**lmms_env, "TSPO_EVAL_SELECTION_LOG": str(tmp_path / "env_logs" / "{task}.jsonl")}
+    run = run_lmms(env, tmp_path / "out", "qwen_2_5_vl_tspo", args)
+    assert "Model Responding (index frames)" in run.log
+    side_log = tmp_path / "env_logs" / "tspo_synthetic.jsonl"  # $TSPO_EVAL_SELECTION_LOG names it exactly
+    assert run.side_logs == [] and set(read_index(side_log)) == set(run.frames)
     assert "tspo_accuracy,none" in run.results["results"]["tspo_synthetic"]
     assert run.results["config"]["model"] == "qwen_2_5_vl_tspo"
     for qid, frames in chosen.items():
@@ -208,7 +230,7 @@ def test_index_mode_through_the_alias_logs_exactly_the_indexed_frames(lmms_env, 
 
 def test_unknown_model_args_are_clear_errors(tiny_vlms):
     from tspo_eval.model_adapters.lmms_eval_llava_vid import LlavaVidTSPO
-    from tspo_eval.model_adapters.lmms_eval_qwen2_5_vl import Qwen2_5_VL_TSPO
+    from tspo_eval.model_adapters.lmms_eval_hf_video import Qwen2_5_VL_TSPO
 
     with pytest.raises(InputError, match="qwen2_5_vl_tspo: unknown model_args bogus"):
         Qwen2_5_VL_TSPO(pretrained=str(tiny_vlms["qwen"]), bogus=1)
@@ -274,20 +296,15 @@ def test_llava_next_delegate_feeds_our_frames(make_video, tmp_path):
 
 
 def test_qwen_frames_carry_their_real_timing(tiny_vlms):
-    from transformers import AutoProcessor
+    from tspo_eval.answering import AnswerRequest
+    from tspo_eval.answering.hf_video import HFVideoAnswerer
+    from tspo_eval.answering.qwen_pixels import frame_size
 
-    from tspo_eval.model_adapters.lmms_eval_qwen2_5_vl import (
-        frame_size,
-        video_timing_kwargs,
-    )
-
-    processor = AutoProcessor.from_pretrained(str(tiny_vlms["qwen"]))
+    answerer = HFVideoAnswerer.from_pretrained(str(tiny_vlms["qwen"]), device="cpu", min_pixels=784, max_pixels=3136)
     # 4 frames chosen from a 10 s video (300 frames at 30 fps): mean spacing 2.5 s per frame
-    result = SimpleNamespace(n_frames=300, avg_fps=30.0, frame_indices=[0, 30, 150, 270], timestamps=[0, 1, 5, 9])
-    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "q"}]}],
-                                           tokenize=False, add_generation_prompt=True)
-    frames = np.zeros((4, 56, 56, 3), dtype=np.uint8)
-    inputs = processor(text=[prompt], videos=[frames], return_tensors="pt", **video_timing_kwargs(processor, result))
+    request = AnswerRequest(np.zeros((4, 56, 56, 3), dtype=np.uint8), [0, 30, 150, 270], [0.0, 1.0, 5.0, 9.0],
+                            n_frames=300, avg_fps=30.0, prompt="q")
+    inputs = answerer.build_inputs([request])
     assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]
     assert float(inputs["second_per_grid_ts"][0]) == pytest.approx(2 * 10.0 / 4)
     # qwen-vl-utils' budget: 64 full-HD frames are capped at 768 tokens each, sides multiples of 28
@@ -329,25 +346,73 @@ def test_task_exit_on_missing_video_becomes_a_video_error(tmp_path):
     assert doc_video("tspo_synthetic", 0, {}, lambda doc: [str(real)]) == str(real)
 
 
-def test_side_log_goes_next_to_the_results_of_the_running_evaluation(tmp_path):
-    from tspo_eval.model_adapters.lmms_eval_common import merge_rank_logs, selection_log_template
+def test_side_log_names_and_rank_merge(tmp_path, monkeypatch):
+    """Built-in tasks get a side log named after the frame selection (default folder, explicit
+    folder or file, or $TSPO_EVAL_SELECTION_LOG); tspo_* tasks only when it was asked for."""
+    from loguru import logger
 
-    def simple_evaluate(evaluation_tracker, datetime_str):  # the lmms-eval frame the adapter looks for
-        return selection_log_template(None, "qwen2_5_vl_tspo", rank=0, world_size=2)
+    from tspo_eval.model_adapters.lmms_eval_side_log import (
+        SideLog,
+        explicit_selection_log,
+        merge_rank_logs,
+        side_log_template,
+    )
 
-    tracker = SimpleNamespace(output_path=str(tmp_path), general_config_tracker=SimpleNamespace(model_name_sanitized="m"))
-    template = simple_evaluate(tracker, "20261121_101010")
-    assert template == str(tmp_path / "m" / "20261121_101010_tspo_frames_{task}.rank{rank}.jsonl")
-    assert selection_log_template(str(tmp_path / "logs"), "x", 0, 1) == str(tmp_path / "logs" / "tspo_frames_{task}.jsonl")
-    assert selection_log_template(str(tmp_path / "a_{task}.jsonl"), "x", 0, 1) == str(tmp_path / "a_{task}.jsonl")
+    assert side_log_template(None, "qwen2_5_vl_tspo", "uniform", "20261121_101010", 1) == \
+        str(Path("tspo_selection_logs") / "20261121_101010_qwen2_5_vl_tspo_uniform_frames_{task}.jsonl")
+    assert side_log_template(str(tmp_path / "logs"), "m", "index", "S", 1) == str(tmp_path / "logs" / "S_m_index_frames_{task}.jsonl")
+    assert side_log_template(str(tmp_path / "a_{task}.jsonl"), "m", "tspo", "S", 1) == str(tmp_path / "a_{task}.jsonl")
+    template = side_log_template(str(tmp_path / "m"), "m", "tspo", "S", 2)
+    assert template == str(tmp_path / "m" / "S_m_tspo_frames_{task}.rank{rank}.jsonl")
+    monkeypatch.setenv("TSPO_EVAL_SELECTION_LOG", "/from/env.jsonl")
+    assert explicit_selection_log(None) == "/from/env.jsonl" and explicit_selection_log("/arg") == "/arg"
+    monkeypatch.delenv("TSPO_EVAL_SELECTION_LOG")
+    assert explicit_selection_log(None) is None
+
+    def record(qid: str) -> IndexRecord:
+        return IndexRecord(benchmark="b", question_id=qid, video="v.mp4", n_frames=10, avg_fps=1.0, candidate_stride=1,
+                           frame_indices=[1], timestamps=[1.0], strategy="topk", scorer="tspo", agent_fingerprint="",
+                           clip_fingerprint="")
+
+    messages: list[str] = []
+    sink = logger.add(lambda m: messages.append(m.record["message"]), level="INFO")
+    try:
+        default_log = SideLog(str(tmp_path / "d_{task}.jsonl"), explicit=False)
+        for qid in ("q1", "q2"):
+            default_log.write(record(qid), "videomme")
+            default_log.write(record(qid), "tspo_videomme")  # its samples file holds the frames
+        default_log.close()
+    finally:
+        logger.remove(sink)
+    assert list(read_index(tmp_path / "d_videomme.jsonl")) == ["q1", "q2"]
+    assert not (tmp_path / "d_tspo_videomme.jsonl").exists()
+    announced = [m for m in messages if "are logged to" in m]
+    assert announced == [f"frames of task videomme are logged to {tmp_path / 'd_videomme.jsonl'}"]  # once
+    assert SideLog(str(tmp_path / "e_{task}.jsonl"), explicit=True).wants("tspo_videomme")
     # two ranks' files of one task are merged into one, ordered, and the rank files removed
     for rank, qids in ((0, ["q2", "q10"]), (1, ["q1"])):
         with IndexWriter(template.format(task="t", rank=rank)) as writer:
             for qid in qids:
-                writer.write(IndexRecord(benchmark="b", question_id=qid, video="v.mp4", n_frames=10, avg_fps=1.0,
-                                         candidate_stride=1, frame_indices=[1], timestamps=[1.0], strategy="topk",
-                                         scorer="tspo", agent_fingerprint="", clip_fingerprint=""))
+                writer.write(record(qid))
     merged = merge_rank_logs(template)
-    assert [p.name for p in merged] == ["20261121_101010_tspo_frames_t.jsonl"]
+    assert [p.name for p in merged] == ["S_m_tspo_frames_t.jsonl"]
     assert list(read_index(merged[0])) == ["q1", "q2", "q10"]
     assert not list((tmp_path / "m").glob("*.rank*"))
+
+
+def test_qwen_processor_gets_the_pixel_budget_without_future_warning(tiny_vlms):
+    import warnings
+
+    from tspo_eval.answering import AnswerRequest
+    from tspo_eval.answering.hf_video import HFVideoAnswerer
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        answerer = HFVideoAnswerer.from_pretrained(str(tiny_vlms["qwen"]), device="cpu", min_pixels=784,
+                                                   max_pixels=3136, total_pixels=10**7)
+        request = AnswerRequest(np.zeros((4, 112, 112, 3), dtype=np.uint8), [0, 20, 35, 55], [0.0, 4.0, 7.0, 11.0],
+                                n_frames=60, avg_fps=5.0, prompt="q")
+        inputs = answerer.build_inputs([request])
+    future = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert future == []
+    assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]  # 112x112 frames cut to 56x56 by max_pixels=3136

@@ -101,6 +101,37 @@ def test_process_results_and_aggregation(synthetic, monkeypatch):
     assert all(m["pred"] in "ABCD" and m["unparsed"] for m in guessed)
 
 
+def test_process_results_adds_the_frames_the_model_recorded(synthetic, monkeypatch):
+    """The model's in-process record of (task, question id) lands in the per-sample metric dict;
+    records made before the task object existed (an earlier run in this process) are ignored."""
+    from tspo_eval.frame_index_cache.index_store import IndexRecord
+    from tspo_eval.frame_records import FRAME_BOOK
+
+    ann, videos = synthetic
+    monkeypatch.setenv("TSPO_EVAL_SYNTHETIC_ANNOTATIONS", str(ann))
+    monkeypatch.setenv("TSPO_EVAL_SYNTHETIC_VIDEOS", str(videos))
+    first, second, third = [d["question_id"] for d in json.loads(Path(ann).read_text())[:3]]
+
+    def record(qid: str, frames: list[int]) -> IndexRecord:
+        return IndexRecord(benchmark="synthetic", question_id=qid, video="v.mp4", n_frames=32, avg_fps=4.0,
+                           candidate_stride=4, frame_indices=frames, timestamps=[f / 4.0 for f in frames],
+                           strategy="topk", scorer="tspo", agent_fingerprint="a", clip_fingerprint="c",
+                           extra={"frame_source": "tspo"})
+
+    FRAME_BOOK.put("tspo_synthetic", third, record(third, [0]))  # an earlier evaluation's answer
+    task = load_task("synthetic")
+    docs = {d["question_id"]: d for d in task.test_docs()}
+    FRAME_BOOK.put("tspo_synthetic", first, record(first, [4, 12, 28]))
+    FRAME_BOOK.put("other_task", second, record(second, [8]))
+    FRAME_BOOK.fail("tspo_synthetic", second, "video broken.mp4: cannot decode")
+    metrics = {qid: task.process_results(docs[qid], ["A"])["tspo_accuracy"] for qid in (first, second, third)}
+    assert metrics[first]["frames"]["frame_indices"] == [4, 12, 28]
+    assert metrics[first]["frames"]["extra"] == {"frame_source": "tspo"} and "frames_error" not in metrics[first]
+    assert metrics[second]["frames"] is None and metrics[second]["frames_error"] == "video broken.mp4: cannot decode"
+    assert metrics[third] == {**metrics[third], "frames": None} and "frames_error" not in metrics[third]
+    assert task.aggregation()["tspo_accuracy"](list(metrics.values())) >= 0.0  # the extra fields do not disturb scoring
+
+
 def test_lmms_eval_dummy_run_of_tspo_synthetic(synthetic, tmp_path):
     """``python -m lmms_eval --model dummy`` end to end; one video is missing and must be scored
     as a failure while the run goes on. The dummy model answers "A" to everything."""
@@ -118,7 +149,7 @@ def test_lmms_eval_dummy_run_of_tspo_synthetic(synthetic, tmp_path):
     cmd = [sys.executable, "-m", "lmms_eval", "--model", "dummy", "--tasks", "tspo_synthetic",
            "--include_path", str(tasks_dir()), "--batch_size", "1", "--verbosity", "DEBUG",
            "--output_path", str(out), "--log_samples"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     results_files = list(out.rglob("*_results.json"))
@@ -135,6 +166,7 @@ def test_lmms_eval_dummy_run_of_tspo_synthetic(synthetic, tmp_path):
         assert m["video_missing"] == (r["video"] == missing_video)
         assert m["correct"] == (r["answer"] == "A" and not m["video_missing"])
         assert m["task_type"] == r["task_type"] and m["answer"] == r["answer"]
+        assert m["frames"] is None and "frames_error" not in m  # not a TSPO model: no frames on record
     # the samples file scores the same through `tspo-eval score`
     from tspo_eval.benchmarks import get_benchmark, load_predictions, score_predictions
 

@@ -15,7 +15,7 @@ import pytest
 
 from tspo_eval.benchmarks import get_benchmark
 from tspo_eval.cli import main
-from tspo_eval.frame_index_cache.index_store import read_index
+from tspo_eval.frame_index_cache.index_files import read_index
 from tspo_eval.precompute import PrecomputeOptions, failures_path, plan_jobs, precompute
 
 N_VIDEOS, PER_VIDEO, K = 4, 3, 8
@@ -200,3 +200,21 @@ def test_corrupt_and_missing_videos_are_reported(synth, reference, tiny_agent_di
     expected = {k: v for k, v in read_index(reference).items() if v.video in ("synth_000.mp4", "synth_003.mp4")}
     assert written == expected  # the other videos finished, with the same records
     assert main(args + ["--allow-failures"]) == 0
+
+
+def test_default_output_is_info_and_each_summary_line_once(synth, reference, tiny_agent_dir, tmp_path, capsys):
+    """No DEBUG lines unless -v; the summary line is printed once (stdout), not logged again."""
+    cache = reference.parent / "cache"            # the reference run's cache: every video is a cache hit
+    for extra, debug_expected in (((), False), (("-v",), True), (("--quiet",), False)):
+        out = tmp_path / f"index{len(extra)}{''.join(extra)}.jsonl"
+        assert main(cli_args(synth, out, tiny_agent_dir, cache, *extra)) == 0
+        captured = capsys.readouterr()
+        combined = captured.out + captured.err
+        assert combined.count(" written, ") == 1, combined
+        assert captured.out.startswith(f"{out}: {N_VIDEOS * PER_VIDEO} written, 0 already done, 0 failed")
+        assert ("DEBUG" in captured.err and "feature cache hit" in captured.err) == debug_expected, captured.err
+        if extra == ("--quiet",):
+            assert captured.err == ""
+        else:
+            assert "INFO" in captured.err and "loaded TSPO agent" in captured.err
+        assert out.read_bytes() == reference.read_bytes()

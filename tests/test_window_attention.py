@@ -50,6 +50,20 @@ def test_other_windows_and_heads(window: int, length: int) -> None:
     )
 
 
+@pytest.mark.parametrize("length, block", [(1, 32), (5, 4), (33, 32), (40, 32), (77, 16)])
+def test_gradients_match_the_full_mask_and_stay_finite(length: int, block: int) -> None:
+    """Training differentiates this kernel: lengths that leave padding rows in the last block
+    must not leak a NaN softmax into the gradients."""
+    torch.manual_seed(length)
+    q, k, v = (torch.randn(length, 16, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    weights = torch.randn(length, 16, dtype=torch.float64)
+    got = torch.autograd.grad((windowed_attention(q, k, v, 2, 12, block=block) * weights).sum(), (q, k, v))
+    want = torch.autograd.grad((naive_windowed_attention(q, k, v, 2, 12) * weights).sum(), (q, k, v))
+    for g, w in zip(got, want):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9)
+
+
 def test_window_reach_is_minus6_plus5() -> None:
     assert window_reach(12) == (6, 5)
     valid = window_validity(20, 12)

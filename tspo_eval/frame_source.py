@@ -10,9 +10,11 @@ runs that differ only in ``frame_selection`` differ only in the frames:
   keyed by question id; questions missing from it follow ``missing=uniform|error``;
 * ``uniform`` - the baseline: ``num_frames`` evenly spaced frames of the same 1 fps candidate grid.
 
-Every selection is logged (loguru) and, when a :class:`SelectionLog` is attached, written as an
-:class:`~tspo_eval.frame_index_cache.index_store.IndexRecord` JSONL line, so a run can be audited
-and re-used with ``frame_selection=index``.
+Every selection is logged (loguru), kept as :attr:`FrameSource.last_record` (an
+:class:`~tspo_eval.frame_index_cache.index_store.IndexRecord`: the lmms-eval models put it into
+the samples file through :mod:`tspo_eval.frame_records`) and, when a :class:`SelectionLog` is
+attached, written as an IndexRecord JSONL line, so a run can be audited and re-used with
+``frame_selection=index`` (whose ``frame_index`` may also be an lmms-eval samples file).
 """
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ class FrameSourceOptions:
     frame_index: str | None = None
     missing: str = "uniform"
     short: str = "keep"
-    decoder: str = "decord"
+    decoder: str = "auto"
     fps: float = 1.0
     device: str | None = None
     dtype: str | None = None
@@ -121,7 +123,7 @@ class FrameSourceOptions:
         if mode == "index" and not Path(str(self.frame_index)).is_file():
             raise InputError(f"frame_index={self.frame_index}: no such index file")
         if self.frame_index and mode != "index":
-            logger.warning(f"frame_index={self.frame_index} is ignored with frame_selection={mode}")
+            logger.warning("frame_index={} is ignored with frame_selection={}", self.frame_index, mode)
         return replace(
             self,
             frame_selection=mode,
@@ -187,6 +189,7 @@ class FrameSource:
         self.log = log
         self._indices: dict[str, dict[str, Any]] = {}
         self._source = self.mode  # where the last selection came from (recorded in the side log)
+        self.last_record: Any = None  # IndexRecord of the last frames_for() that succeeded, else None
 
     @classmethod
     def from_options(cls, frame_selection: str = "tspo", *, selector: Any = None, log: SelectionLog | None = None,
@@ -235,29 +238,30 @@ class FrameSource:
         """
         from tspo_eval.video import decode_frames
 
+        self.last_record = None
         result = self.select(video_path, question, question_id, task)
         if not result.frame_indices:
             raise VideoError(video_path, "no frames selected (empty video?)")
         frames = decode_frames(video_path, result.frame_indices, self.options.decoder)
         if len(frames) != len(result.frame_indices):
             raise VideoError(video_path, f"decoded {len(frames)} of {len(result.frame_indices)} selected frames")
-        self.record(result, question_id, task)
+        self.last_record = self.record(result, question_id, task)
         return frames, result
 
-    def record(self, result: Any, question_id: str | None, task: str | None) -> None:
-        """Log ``result`` (loguru, and the side JSONL when a :class:`SelectionLog` is attached)."""
+    def record(self, result: Any, question_id: str | None, task: str | None) -> Any:
+        """The IndexRecord of ``result`` (``extra.frame_source`` says where the frames came from);
+        logged with loguru and written to the side JSONL when a :class:`SelectionLog` is attached."""
         from tspo_eval.frame_index_cache.index_store import IndexRecord
 
         qid = str(question_id) if question_id is not None else Path(result.video).stem
-        logger.debug(
-            f"[{task or '-'}] {qid}: {Path(result.video).name}: {self.mode}/{result.strategy} "
-            f"frames {result.frame_indices} at {[round(t, 2) for t in result.timestamps]} s"
-        )
+        logger.debug("[{}] {}: {}: {}/{} frames {} at {} s", task or "-", qid, Path(result.video).name, self.mode,
+                     result.strategy, result.frame_indices, [round(t, 2) for t in result.timestamps])
+        record = IndexRecord.from_selection(result, benchmark_for_task(task), qid, Path(result.video).name,
+                                            num_frames=self.options.num_frames)
+        record.extra = {"frame_source": self._source}
         if self.log is not None:
-            record = IndexRecord.from_selection(result, benchmark_for_task(task), qid, Path(result.video).name,
-                                                num_frames=self.options.num_frames)
-            record.extra = {"frame_source": self._source}
             self.log.write(record, task)
+        return record
 
     # -- modes ----------------------------------------------------------------------------
     def _uniform(self, video: str, question: str):
@@ -268,14 +272,15 @@ class FrameSource:
         return result
 
     def index_for(self, task: str | None) -> dict[str, Any]:
-        """The index records (question id -> IndexRecord) for ``task``'s benchmark, read once."""
-        from tspo_eval.frame_index_cache.index_store import read_index
+        """The index records (question id -> IndexRecord) for ``task``'s benchmark, read once
+        (an index JSONL, TSPO's ``*_frameIdx.json``, or an lmms-eval samples file of a ``tspo_*`` run)."""
+        from tspo_eval.frame_records import read_frames
 
         benchmark = benchmark_for_task(task)
         if benchmark not in self._indices:
             hint = benchmark if benchmark in PUBLISHED_BENCHMARKS else None  # names a TSPO *_frameIdx.json
-            self._indices[benchmark] = read_index(self.options.frame_index, benchmark=hint)
-            logger.info(f"frame index {self.options.frame_index}: {len(self._indices[benchmark])} questions")
+            self._indices[benchmark] = read_frames(self.options.frame_index, benchmark=hint)
+            logger.info("frame index {}: {} questions", self.options.frame_index, len(self._indices[benchmark]))
         return self._indices[benchmark]
 
     def _from_index(self, video: str, question: str, question_id: str | None, task: str | None):
@@ -285,12 +290,12 @@ class FrameSource:
             if opts.missing == "error":
                 raise InputError(f"question {question_id!r} ({Path(video).name}) is not in the frame index "
                                  f"{opts.frame_index} (missing=error)")
-            logger.warning(f"question {question_id!r} is not in {opts.frame_index}: uniform frames (missing=uniform)")
+            logger.warning("question {!r} is not in {}: uniform frames (missing=uniform)", question_id, opts.frame_index)
             self._source = "uniform:missing-from-index"
             return self._uniform(video, question)
         if opts.short == "uniform" and len(record.frame_indices) < opts.num_frames:
-            logger.info(f"question {question_id!r}: {len(record.frame_indices)} indexed frames < {opts.num_frames}: "
-                        "uniform frames (short=uniform)")
+            logger.info("question {!r}: {} indexed frames < {}: uniform frames (short=uniform)", question_id,
+                        len(record.frame_indices), opts.num_frames)
             self._source = "uniform:short-index-row"
             return self._uniform(video, question)
         return self._result_from_record(video, question, record)
@@ -300,17 +305,18 @@ class FrameSource:
         from tspo_eval.selection import SelectionResult
         from tspo_eval.video import candidate_grid, open_video
 
+        indices = sorted(int(i) for i in record.frame_indices)
         with open_video(video, self.options.decoder) as reader:
             meta = reader.metadata
-        indices = sorted(int(i) for i in record.frame_indices)
-        bad = [i for i in indices if not 0 <= i < meta.n_frames]
-        if bad:
-            raise VideoError(video, f"question {record.question_id}: indexed frames {bad[:5]} outside 0..{meta.n_frames - 1}")
+            bad = [i for i in indices if not 0 <= i < meta.n_frames]
+            if bad:
+                raise VideoError(video, f"question {record.question_id}: indexed frames {bad[:5]} outside 0..{meta.n_frames - 1}")
+            times = [round(float(t), 6) for t in reader.frame_times(indices)]  # presentation times (VFR-safe)
         grid = [int(i) for i in candidate_grid(meta, self.options.fps)]
         position = {f: p for p, f in enumerate(grid)}
         return SelectionResult(
             video=video, question=question, frame_indices=indices,
-            timestamps=[round(i / meta.avg_fps, 6) for i in indices],
+            timestamps=times,
             candidate_indices=grid, scores=[],
             selected_positions=[position[i] for i in indices] if all(i in position for i in indices) else [],
             strategy=record.strategy or "index", scorer=record.scorer or "index", num_candidates=len(grid),

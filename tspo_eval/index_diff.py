@@ -3,7 +3,9 @@
 For every question in both files: the overlap (frames chosen by both), the Jaccard index
 ``|A & B| / |A | B|`` of the two frame sets, and, when ground-truth time spans are known (LVBench's
 ``time_reference``, the synthetic benchmark's needles), the fraction of each side's frames that
-fall inside a span ("span hit rate"). Frame numbers are compared exactly (same source video).
+fall inside a span (``span_frame_fraction_a`` / ``_b``: a share of frames, not a per-question
+hit). Frame numbers are compared exactly (same source video). The per-question rows are written
+through :mod:`tspo_eval.atomic_files`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.frame_index_cache.index_store import IndexRecord
 
 Span = tuple[float, float]
@@ -27,8 +30,8 @@ class QuestionDiff:
     n_b: int
     overlap: int              # |A & B|
     jaccard: float            # |A & B| / |A | B| (1.0 when both are empty)
-    span_hit_a: float | None  # fraction of A's frames inside a ground-truth span (None: no spans / no fps)
-    span_hit_b: float | None
+    span_frame_fraction_a: float | None  # fraction of A's frames inside a ground-truth span (None: no spans / no fps)
+    span_frame_fraction_b: float | None
 
 
 @dataclass
@@ -57,11 +60,11 @@ class IndexDiff:
     def identical(self) -> int:
         return sum(q.jaccard == 1.0 for q in self.questions)
 
-    def span_hit_rate(self, side: str) -> float | None:
-        """Frame-weighted fraction of ``side`` ("a"/"b") frames inside spans, over questions with spans."""
+    def span_frame_fraction(self, side: str) -> float | None:
+        """Pooled fraction of ``side``'s ("a"/"b") frames inside spans, over the questions with spans."""
         inside = total = 0
         for q in self.questions:
-            rate, n = (q.span_hit_a, q.n_a) if side == "a" else (q.span_hit_b, q.n_b)
+            rate, n = (q.span_frame_fraction_a, q.n_a) if side == "a" else (q.span_frame_fraction_b, q.n_b)
             if rate is not None:
                 inside += rate * n
                 total += n
@@ -72,8 +75,9 @@ class IndexDiff:
             "n_a": self.n_a, "n_b": self.n_b, "n_common": self.n_common,
             "only_a": len(self.only_a), "only_b": len(self.only_b),
             "mean_jaccard": self.mean_jaccard, "mean_overlap": self.mean_overlap, "identical": self.identical,
-            "span_hit_rate_a": self.span_hit_rate("a"), "span_hit_rate_b": self.span_hit_rate("b"),
-            "questions_with_spans": sum(q.span_hit_a is not None or q.span_hit_b is not None for q in self.questions),
+            "span_frame_fraction_a": self.span_frame_fraction("a"),
+            "span_frame_fraction_b": self.span_frame_fraction("b"),
+            "questions_with_spans": sum(_has_spans(q) for q in self.questions),
         }
         if per_question:
             out["per_question"] = [asdict(q) for q in self.questions]
@@ -91,9 +95,9 @@ class IndexDiff:
              f"only in {name_a}={len(self.only_a)}  only in {name_b}={len(self.only_b)}"),
             f"mean Jaccard: {jaccard}   mean overlap: {overlap} frames   identical selections: {self.identical}",
         ]
-        if any(q.span_hit_a is not None or q.span_hit_b is not None for q in self.questions):
-            lines.append(f"frames inside ground-truth spans: {name_a}={pct(self.span_hit_rate('a'))}  "
-                         f"{name_b}={pct(self.span_hit_rate('b'))}")
+        if any(_has_spans(q) for q in self.questions):
+            lines.append(f"frames inside ground-truth spans: {name_a}={pct(self.span_frame_fraction('a'))}  "
+                         f"{name_b}={pct(self.span_frame_fraction('b'))}")
         return "\n".join(lines)
 
 
@@ -101,7 +105,11 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def span_hit(frame_indices: Sequence[int], avg_fps: float, spans: Sequence[Span]) -> float | None:
+def _has_spans(q: QuestionDiff) -> bool:
+    return q.span_frame_fraction_a is not None or q.span_frame_fraction_b is not None
+
+
+def span_frame_fraction(frame_indices: Sequence[int], avg_fps: float, spans: Sequence[Span]) -> float | None:
     """Fraction of frames whose time ``index / avg_fps`` lies in some ``[start, end]`` span (None if unknown)."""
     if not spans or not avg_fps or avg_fps <= 0:
         return None
@@ -129,8 +137,8 @@ def diff_indices(a: Mapping[str, IndexRecord], b: Mapping[str, IndexRecord],
         result.questions.append(QuestionDiff(
             question_id=qid, video=ra.video, n_a=len(ra.frame_indices), n_b=len(rb.frame_indices),
             overlap=len(sa & sb), jaccard=len(sa & sb) / len(union) if union else 1.0,
-            span_hit_a=span_hit(ra.frame_indices, ra.avg_fps or fps, qspans),
-            span_hit_b=span_hit(rb.frame_indices, rb.avg_fps or fps, qspans),
+            span_frame_fraction_a=span_frame_fraction(ra.frame_indices, ra.avg_fps or fps, qspans),
+            span_frame_fraction_b=span_frame_fraction(rb.frame_indices, rb.avg_fps or fps, qspans),
         ))
     return result
 
@@ -144,10 +152,7 @@ def load_spans(benchmark: str, annotations: str | Path) -> dict[str, list[Span]]
 
 
 def write_per_question(diff: IndexDiff, out: str | Path) -> Path:
-    """Per-question rows as JSONL (one ``QuestionDiff`` per line)."""
+    """Per-question rows as JSONL (one ``QuestionDiff`` per line), written atomically."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
-        for q in diff.questions:
-            handle.write(json.dumps(asdict(q)) + "\n")
+    atomic_write(out, "".join(json.dumps(asdict(q)) + "\n" for q in diff.questions))
     return out

@@ -15,7 +15,6 @@ rank files (and any existing ``<out>``) into ``<out>`` in canonical order.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 from tqdm import tqdm
 
+from tspo_eval.atomic_files import atomic_write
 from tspo_eval.distributed import DistContext, ProcessGroup
 from tspo_eval.errors import InputError, TspoEvalError, VideoError
 from tspo_eval.frame_index_cache.index_store import (
@@ -174,7 +174,7 @@ def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, str
         _fail_all(report, todo, job.video, str(exc))
         return
     except _DECODE_ERRORS as exc:
-        logger.debug(f"{job.video}: select_many failed ({exc!r}); retrying question by question")
+        logger.debug("{}: select_many failed ({!r}); retrying question by question", job.video, exc)
         pairs = []
         for q in todo:
             try:
@@ -192,7 +192,7 @@ def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, str
 
 
 def _fail_all(report: PrecomputeReport, questions, video: str, reason: str) -> None:
-    logger.warning(f"{video}: {len(questions)} question(s) failed: {reason}")
+    logger.warning("{}: {} question(s) failed: {}", video, len(questions), reason)
     report.failures.extend(Failure(q.question_id, video, reason) for q in questions)
 
 
@@ -203,9 +203,7 @@ def write_failures(path: Path, failures: Sequence[Failure]) -> None:
         path.unlink(missing_ok=True)
         return
     ordered = sorted(failures, key=lambda f: (f.video, _natural_key(f.question_id), f.question_id))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f.to_json() + "\n" for f in ordered), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(f.to_json() + "\n" for f in ordered))
 
 
 def read_failures(path: Path) -> list[Failure]:
@@ -237,7 +235,7 @@ class PrecomputeOptions:
     clip_model: str | None = None
     cache_dir: str | None = None
     limit: int | None = None
-    decoder: str = "decord"
+    decoder: str = "auto"
     fps: float = 1.0
     device: str | None = None
     dtype: str | None = None
@@ -292,7 +290,8 @@ def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None
                 _merge_ranks(out, ctx.world_size)
             canonicalize(out)
         group.barrier()
-    logger.info(f"{desc}: {report.summary()}")
+    if ctx.is_distributed:  # each rank's share; the whole run is reported by the caller (the CLI prints it once)
+        logger.info("{}: {}", desc, report.summary())
     return report
 
 
@@ -307,7 +306,7 @@ def _merge_ranks(out: Path, world_size: int) -> None:
     write_failures(failures_path(out), failures)
     for p in parts + list(out.parent.glob(f"{out.name}.rank*.failures.jsonl")):
         p.unlink(missing_ok=True)
-    logger.info(f"merged {len(parts)} rank files into {out} ({n} records)")
+    logger.info("merged {} rank files into {} ({} records)", len(parts), out, n)
 
 
 def summarize_failures(failures: Sequence[Failure], limit: int = 10) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -23,6 +23,8 @@ from torch import Tensor
 from tspo_eval.errors import InputError
 from tspo_eval.frame_index_cache import FeatureCache
 from tspo_eval.video import (
+    DECODERS,
+    DEFAULT_DECODER,
     VideoMetadata,
     candidate_grid,
     candidate_stride,
@@ -46,7 +48,7 @@ class SelectionResult:
     video: str
     question: str
     frame_indices: list[int]  # temporal order
-    timestamps: list[float]  # seconds = frame_index / avg_fps
+    timestamps: list[float]  # seconds: each frame's presentation time (pts), relative to frame 0
     candidate_indices: list[int]  # the candidate grid
     scores: list[float]  # one per candidate ([] for the scorer-free uniform baseline)
     selected_positions: list[int]  # positions into candidate_indices
@@ -59,6 +61,8 @@ class SelectionResult:
     agent_fingerprint: str
     clip_fingerprint: str
     feature_cache_hit: bool
+    candidate_timestamps: list[float] = field(default_factory=list)  # seconds, one per candidate
+    decoder: str = ""  # the backend that read the video ("decord", "pyav", "torchcodec")
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (plain ints, floats, strings, lists)."""
@@ -75,16 +79,18 @@ def _check_request(num_frames: int, strategy: str) -> None:
 
 
 def _build_result(
-    video: str, question: str, meta: VideoMetadata, grid: np.ndarray, positions: Tensor, scores: list[float],
-    strategy: str, scorer: str, fps: float, agent_fp: str, clip_fp: str, cache_hit: bool,
+    video: str, question: str, meta: VideoMetadata, grid: np.ndarray, grid_times: np.ndarray, positions: Tensor,
+    scores: list[float], strategy: str, scorer: str, fps: float, agent_fp: str, clip_fp: str, cache_hit: bool,
 ) -> SelectionResult:
+    """``grid_times`` float64 [T]: presentation times of the candidates (seconds)."""
     pos = [int(p) for p in positions.tolist()]
     frames = [int(grid[p]) for p in pos]
+    times = [round(float(t), 6) for t in grid_times.tolist()]
     return SelectionResult(
         video=video,
         question=question,
         frame_indices=frames,
-        timestamps=[round(f / meta.avg_fps, 6) for f in frames],
+        timestamps=[times[p] for p in pos],
         candidate_indices=[int(i) for i in grid.tolist()],
         scores=scores,
         selected_positions=pos,
@@ -97,6 +103,8 @@ def _build_result(
         agent_fingerprint=agent_fp,
         clip_fingerprint=clip_fp,
         feature_cache_hit=cache_hit,
+        candidate_timestamps=times,
+        decoder=meta.decoder,
     )
 
 
@@ -184,7 +192,7 @@ class FrameSelector:
         scorer: object with ``encode_frames``, ``encode_text``, ``score``, ``select``, ``name``,
             ``fingerprint`` and ``encoder_fingerprint``.
         cache: a :class:`FeatureCache`, True for the default one, False/None for none.
-        decoder: ``decord`` | ``pyav`` | ``torchcodec``.
+        decoder: ``auto`` (decord, falling back to PyAV per file) | ``decord`` | ``pyav`` | ``torchcodec``.
         fps: candidate rate (1.0 in TSPO).
         chunk_size: candidates decoded and encoded at a time (bounds memory).
         progress: True shows a progress bar; False shows one only on a terminal for long videos.
@@ -193,11 +201,9 @@ class FrameSelector:
     """
 
     def __init__(
-        self, scorer: Any, *, cache: FeatureCache | None | bool = True, decoder: str = "decord", fps: float = 1.0,
-        chunk_size: int = 32, progress: bool = False, prefetch: bool | None = None,
+        self, scorer: Any, *, cache: FeatureCache | None | bool = True, decoder: str = DEFAULT_DECODER,
+        fps: float = 1.0, chunk_size: int = 32, progress: bool = False, prefetch: bool | None = None,
     ) -> None:
-        from tspo_eval.video import DECODERS
-
         if str(decoder).lower() not in DECODERS:
             raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
         if int(chunk_size) <= 0:
@@ -210,12 +216,12 @@ class FrameSelector:
         self.chunk_size = int(chunk_size)
         self.progress = progress
         self.prefetch = overlap_decoding(scorer) if prefetch is None else bool(prefetch)
-        self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor]] | None = None
+        self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor, np.ndarray]] | None = None
 
     @classmethod
     def from_options(
         cls, scorer: str = "tspo", agent: str = "hzf666/TSPO-0.4B", clip_model: str | None = None, device=None,
-        dtype=None, cache_dir: str | os.PathLike | None = None, decoder: str = "decord", fps: float = 1.0, *,
+        dtype=None, cache_dir: str | os.PathLike | None = None, decoder: str = DEFAULT_DECODER, fps: float = 1.0, *,
         cache: bool = True, chunk_size: int = 32, progress: bool = False,
     ) -> "FrameSelector":
         """Build the scorer with :func:`tspo_eval.agent.load_scorer` and a feature cache in
@@ -227,10 +233,10 @@ class FrameSelector:
         return cls(scorer_obj, cache=feature_cache, decoder=decoder, fps=fps, chunk_size=chunk_size, progress=progress)
 
     # -- candidates ------------------------------------------------------------------------
-    @property
-    def _encoder_key(self) -> str:
-        """Encoder part of the cache key: the scorer's image pipeline plus the decoder."""
-        return f"{self.scorer.encoder_fingerprint}|decoder={self.decoder}"
+    def _encoder_key(self, decoder: str) -> str:
+        """Encoder part of the cache key: the scorer's image pipeline plus the concrete decoder
+        that decoded the pixels (with ``auto``: ``decord`` or ``pyav``, whichever did)."""
+        return f"{self.scorer.encoder_fingerprint}|decoder={decoder}"
 
     def candidate_features(self, video: str | os.PathLike) -> tuple[VideoMetadata, np.ndarray, Tensor]:
         """(metadata, candidate grid int64 [T], features float32 [T, D]) of ``video``.
@@ -238,42 +244,69 @@ class FrameSelector:
         Served from memory for the last video, else from the feature cache, else decoded and
         encoded chunk by chunk (and then stored in the cache).
         """
-        meta, grid, feats, _ = self._candidate_features(video)
+        meta, grid, feats, _, _ = self._candidate_features(video)
         return meta, grid, feats
 
-    def _candidate_features(self, video: str | os.PathLike) -> tuple[VideoMetadata, np.ndarray, Tensor, bool]:
-        path = os.fspath(video)
+    def candidate_times(self, video: str | os.PathLike) -> np.ndarray:
+        """float64 [T]: presentation times (seconds, relative to frame 0) of ``video``'s candidates.
+
+        Served from memory for the last video; otherwise read from the container's index
+        (nothing is decoded or encoded).
+        """
+        memo = self._memo(os.fspath(video))
+        if memo is not None:
+            return memo[3]
+        with open_video(video, self.decoder) as reader:
+            return reader.frame_times(candidate_grid(reader.metadata, self.fps))
+
+    def _memo_key(self, path: str) -> tuple | None:
         try:
             st = os.stat(path)
-            memo_key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, self.decoder, self.fps, self._encoder_key)
         except OSError:
-            memo_key = None  # open_video raises the proper VideoError below
-        if memo_key is not None and self._last is not None and self._last[0] == memo_key:
-            meta, grid, feats = self._last[1]
-            return meta, grid, feats, True
+            return None  # open_video raises the proper VideoError
+        return (os.path.realpath(path), st.st_size, st.st_mtime_ns, self.decoder, self.fps,
+                self.scorer.encoder_fingerprint)
+
+    def _memo(self, path: str) -> tuple[VideoMetadata, np.ndarray, Tensor, np.ndarray] | None:
+        key = self._memo_key(path)
+        if key is not None and self._last is not None and self._last[0] == key:
+            return self._last[1]
+        return None
+
+    def _candidate_features(
+        self, video: str | os.PathLike
+    ) -> tuple[VideoMetadata, np.ndarray, Tensor, np.ndarray, bool]:
+        """(metadata, grid int64 [T], features float32 [T, D], grid times float64 [T], cache hit)."""
+        path = os.fspath(video)
+        memo = self._memo(path)
+        if memo is not None:
+            return (*memo, True)
+        memo_key = self._memo_key(path)
         with open_video(path, self.decoder) as reader:
             meta = reader.metadata
             grid = candidate_grid(meta, self.fps)
             stride = candidate_stride(meta.avg_fps, self.fps)
+            times = reader.frame_times(grid)
             feats, hit = None, False
-            key = None
+            video_fp = None
             if self.cache is not None:
                 video_fp = video_fingerprint(path)
-                key_parts = (video_fp, stride, len(grid), self._encoder_key)
-                key = self.cache.key(*key_parts)
+                key = self.cache.key(video_fp, stride, len(grid), self._encoder_key(meta.decoder))
                 feats = self.cache.load(key)
                 hit = feats is not None
                 if hit:
                     logger.debug("feature cache hit for {} ({})", path, key)
             if feats is None:
                 feats = self._encode_candidates(reader, grid)
-                if self.cache is not None and key is not None:
+                meta = reader.metadata  # with auto, decord may have handed over to PyAV while decoding
+                if self.cache is not None and video_fp is not None:
+                    key_parts = (video_fp, stride, len(grid), self._encoder_key(meta.decoder))
                     metadata = self.cache.key_metadata(*key_parts)
                     metadata.update(video=os.path.basename(path), n_frames=str(meta.n_frames), avg_fps=repr(meta.avg_fps))
-                    self.cache.save(key, feats, metadata)
+                    self.cache.save(self.cache.key(*key_parts), feats, metadata)
         if memo_key is not None:
-            self._last = (memo_key, (meta, grid, feats))
-        return meta, grid, feats, hit
+            self._last = (memo_key, (meta, grid, feats, times))
+        return meta, grid, feats, times, hit
 
     def _encode_candidates(self, reader, grid: np.ndarray) -> Tensor:
         """Stream the candidates at ``grid`` through the scorer's image encoder -> float32 [T, D]."""
@@ -323,7 +356,11 @@ class FrameSelector:
         _check_request(num_frames, strategy)
         if isinstance(questions, str):
             raise InputError("questions must be a sequence of strings, not one string (use select())")
-        meta, grid, feats, hit = self._candidate_features(video)
+        from tspo_eval.agent.text import question_stem
+
+        for question in questions:  # an empty or options-only question fails before the video is decoded
+            question_stem(question)
+        meta, grid, feats, grid_times, hit = self._candidate_features(video)
         results = []
         for question in questions:
             with torch.inference_mode():
@@ -335,7 +372,8 @@ class FrameSelector:
                     positions = torch.as_tensor(self.scorer.select(scores, num_frames, strategy), dtype=torch.long).cpu()
             results.append(
                 _build_result(
-                    os.fspath(video), question, meta, grid, positions, [float(s) for s in scores.tolist()], strategy,
+                    os.fspath(video), question, meta, grid, grid_times, positions, [float(s) for s in scores.tolist()],
+                    strategy,
                     str(getattr(self.scorer, "name", type(self.scorer).__name__)), self.fps,
                     str(getattr(self.scorer, "fingerprint", "")), str(self.scorer.encoder_fingerprint), hit,
                 )
@@ -344,7 +382,7 @@ class FrameSelector:
 
 
 def uniform_selection(
-    video: str | os.PathLike, num_frames: int = 64, decoder: str = "decord", fps: float = 1.0
+    video: str | os.PathLike, num_frames: int = 64, decoder: str = DEFAULT_DECODER, fps: float = 1.0
 ) -> SelectionResult:
     """The uniform baseline on the same candidate grid: ``round(linspace(0, T-1, K))`` of the
     candidates (all of them when T <= K); no scorer, ``scores`` is empty."""
@@ -353,6 +391,8 @@ def uniform_selection(
     _check_request(num_frames, "uniform")
     with open_video(video, decoder) as reader:
         meta = reader.metadata
-    grid = candidate_grid(meta, fps)
+        grid = candidate_grid(meta, fps)
+        grid_times = reader.frame_times(grid)
     positions = select_positions(torch.zeros(len(grid)), int(num_frames), "uniform")
-    return _build_result(os.fspath(video), "", meta, grid, positions, [], "uniform", "uniform", fps, "", "", False)
+    return _build_result(os.fspath(video), "", meta, grid, grid_times, positions, [], "uniform", "uniform", fps, "", "",
+                         False)

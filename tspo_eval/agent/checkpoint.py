@@ -27,6 +27,15 @@ WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pt", ".pth", ".ckp
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+HUB_CLI = "hf"   # huggingface_hub's command line (>= 0.34; 1.x/2.x no longer install huggingface-cli)
+
+
+def hub_download_command(hub_id: str, local_dir: str | None = None) -> str:
+    """The shell command that downloads ``hub_id`` with huggingface_hub's own CLI."""
+    folder = local_dir or f"./{hub_id.rsplit('/', 1)[-1]}"
+    return f"{HUB_CLI} download {hub_id} --local-dir {folder}"
+
+
 def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
     """A local file/folder for ``path_or_hub_id``; hub ids are fetched into the HF cache.
 
@@ -50,7 +59,8 @@ def resolve_checkpoint(path_or_hub_id: str | os.PathLike) -> Path:
         raise CheckpointError(
             text,
             f"not a local path and could not be fetched from the Hugging Face Hub ({reason}); "
-            "download it first (huggingface-cli download) or pass a local folder",
+            f"download it first on a machine with access ({hub_download_command(text)}) "
+            "and pass that folder",
         ) from exc
     logger.debug("hub checkpoint {} -> {}", text, folder)
     return folder

@@ -6,11 +6,13 @@ changes when weights are retrained or re-initialised and costs milliseconds for 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
@@ -35,19 +37,18 @@ def hash_safetensors(files: Iterable[Path], prefixes: tuple[str, ...], digest: "
             header, data_start = _safetensors_header(handle)
         entries += [(name, file, header[name], data_start) for name in header
                     if name != "__metadata__" and name.startswith(prefixes)]
-    handles: dict[Path, object] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        handles: dict[Path, BinaryIO] = {}   # one open handle per file, all closed on leaving
         for name, file, entry, data_start in sorted(entries, key=lambda item: item[0]):
-            handle = handles.setdefault(file, open(file, "rb"))
+            if file not in handles:
+                handles[file] = stack.enter_context(open(file, "rb"))
+            handle = handles[file]
             begin, end = entry["data_offsets"]
             digest.update(json.dumps([name, entry["dtype"], entry["shape"]]).encode())
             step = max((end - begin) // SAMPLES_PER_TENSOR, 1)
             for offset in range(begin, end, step)[:SAMPLES_PER_TENSOR]:
                 handle.seek(data_start + offset)
                 digest.update(handle.read(min(SAMPLE_BYTES, end - offset)))
-    finally:
-        for handle in handles.values():
-            handle.close()
     return len(entries)
 
 

@@ -40,14 +40,18 @@ def _block_mask(length: int, window: int, block: int, n_blocks: int, device: tor
     """Bool ``[n_blocks, 1, B, B + window - 1]``: True where block row ``r`` may attend to span column ``c``.
 
     Span column ``c`` of block ``b`` is global column ``b*B - left + c``; row ``r`` is ``b*B + r``.
+    Padding rows (``>= T``, cut from the output) keep their whole band: a fully masked row would
+    give a NaN softmax, harmless in the forward pass but leaking NaN into gradients.
     """
     left, _ = window_reach(window)
     span = block + window - 1
     row = torch.arange(block, device=device)[:, None]
     col = torch.arange(span, device=device)[None, :]
     band = (col >= row) & (col < row + window)  # [B, span], the same for every block
-    global_col = torch.arange(n_blocks, device=device)[:, None, None] * block - left + col  # [nb, 1, span]
-    return (band[None] & (global_col >= 0) & (global_col < length))[:, None]
+    first = torch.arange(n_blocks, device=device)[:, None, None] * block  # [nb, 1, 1]
+    global_col = first - left + col  # [nb, 1, span]
+    padding_row = first + row >= length  # [nb, B, 1]
+    return (band[None] & (((global_col >= 0) & (global_col < length)) | padding_row))[:, None]
 
 
 def padded_layout(length: int, window: int, block: int = DEFAULT_BLOCK) -> tuple[int, int, int]:

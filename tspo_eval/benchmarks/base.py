@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tspo_eval.benchmarks.records import LETTERS, QuestionRecord
+from tspo_eval.benchmarks.records import LETTERS, QuestionRecord, lettered_options
 from tspo_eval.errors import AnnotationError, InputError
 
 # A row of an annotation file with where it came from ("line 12", "row 3", "video X qa 2").
@@ -30,6 +30,14 @@ class Benchmark:
     env_prefix: str = ""                # TSPO_EVAL_<prefix>_ANNOTATIONS / _VIDEOS for the lmms-eval task
     video_extensions: tuple[str, ...] = (".mp4",)
     video_subdir: str = ""              # usual layout folder: "videos" (LongVideoBench), "data" (Video-MME)
+    annotation_file: str = ""           # the usual annotation file name ("mlvu.json"), for messages
+    file_layout: str = "json-list"      # "json-list": one JSON list of rows; "jsonl": one JSON object per line
+    required_fields: tuple[str, ...] = ()   # fields every row has (file-shape check on the first row)
+
+    def expected_format(self) -> str:
+        """What this benchmark's annotation file looks like, for error messages."""
+        layout = "JSON lines, one object per line" if self.file_layout == "jsonl" else "one JSON list of objects"
+        return f"{self.name} annotations ({self.annotation_file}): {layout} with fields {', '.join(self.required_fields)}"
 
     # ---- loading -------------------------------------------------------------------------
     def load(self, annotation_path: str | Path) -> list[QuestionRecord]:
@@ -42,7 +50,9 @@ class Benchmark:
         if not path.is_file():
             raise AnnotationError(f"{path}: annotation file not found")
         records: list[QuestionRecord] = []
-        for where, row in self.iter_rows(path):
+        for n_rows, (where, row) in enumerate(self.iter_rows(path)):
+            if n_rows == 0:
+                self.check_first_row(path, where, row)
             try:
                 records.extend(self.parse_row(row))
             except AnnotationError as exc:
@@ -59,8 +69,28 @@ class Benchmark:
         return records
 
     def iter_rows(self, path: Path) -> Iterator[Row]:
-        """Rows of a JSON list file (default); subclasses reading JSONL override this."""
-        yield from read_json_list(path)
+        """Rows of the file, as :attr:`file_layout` says."""
+        if self.file_layout == "jsonl":
+            yield from read_jsonl(path, expected=self.expected_format())
+        else:
+            yield from read_json_list(path, expected=self.expected_format())
+
+    def check_first_row(self, path: Path, where: str, row: dict[str, Any]) -> None:
+        """Refuse a file of another shape on its first row, saying what was expected and what was found.
+
+        A first row that lacks only a few of :attr:`required_fields` is left to :meth:`parse_row`
+        (a malformed row of the right file); one that lacks half or more of them, or that has every
+        field of another benchmark, means the wrong file.
+        """
+        missing = [f for f in self.required_fields if f not in row]
+        if not missing:
+            return
+        other = guess_benchmark(row, exclude=self.name)
+        if other is None and 2 * len(missing) < len(self.required_fields):
+            return
+        raise AnnotationError(
+            f"{path}: expected {self.expected_format()}; found {where} with fields "
+            f"{describe_fields(row)} (missing {', '.join(missing)})" + _looks_like(other))
 
     def parse_row(self, row: dict[str, Any]) -> Iterable[QuestionRecord]:
         raise NotImplementedError
@@ -95,11 +125,7 @@ class Benchmark:
     # ---- prompts -------------------------------------------------------------------------
     def format_options(self, record: QuestionRecord) -> str:
         """``stem\\nA. opt\\nB. opt`` (or ``(A) opt`` lines for the "paren" style)."""
-        if self.option_style == "paren":
-            lines = [f"({LETTERS[i]}) {opt}" for i, opt in enumerate(record.options)]
-        else:
-            lines = [f"{LETTERS[i]}. {opt}" for i, opt in enumerate(record.options)]
-        return record.question + "\n" + "\n".join(lines)
+        return lettered_options(record.question, record.options, self.option_style)
 
     def format_prompt(self, record: QuestionRecord, pre_prompt: str | None = None,
                       post_prompt: str | None = None) -> str:
@@ -108,59 +134,148 @@ class Benchmark:
         post = self.post_prompt if post_prompt is None else post_prompt
         return f"{pre}{self.format_options(record)}{post}"
 
-    # ---- export --------------------------------------------------------------------------
-    def vlmevalkit_tsv(self, annotation_path: str | Path) -> str:
-        """The VLMEvalKit data TSV of ``annotation_path`` (see ``benchmarks.vlmevalkit_tsv``)."""
-        from tspo_eval.benchmarks.vlmevalkit_tsv import build_vlmevalkit_tsv
-
-        return build_vlmevalkit_tsv(self, annotation_path)
-
     def __repr__(self) -> str:
         return f"<Benchmark {self.name}>"
 
 
-def read_json_list(path: Path) -> Iterator[Row]:
-    """Rows of a file holding one JSON list of objects ("row N", 0-based)."""
+def describe_fields(row: dict[str, Any], limit: int = 8) -> str:
+    """``a, b, c (+4 more)``: the first field names of a row, for messages."""
+    names = list(row)
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "") or "none"
+
+
+def known_benchmarks() -> dict[str, "Benchmark"]:
+    """Every benchmark class defined so far (the registry imports them all), one instance each, by name."""
+    found: dict[str, Benchmark] = {}
+    pending = list(Benchmark.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.name and cls.name not in found:
+            found[cls.name] = cls()
+    return found
+
+
+def guess_benchmark(row: Any, exclude: str = "") -> str | None:
+    """The benchmark whose every required field ``row`` has (None when none or several fit)."""
+    if not isinstance(row, dict):
+        return None
+    fits = [name for name, bench in sorted(known_benchmarks().items()) if name != exclude
+            and bench.required_fields and all(field in row for field in bench.required_fields)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _looks_like(benchmark: str | None) -> str:
+    if benchmark is None:
+        return ""
+    return f"; it looks like {benchmark} annotations ({known_benchmarks()[benchmark].annotation_file})"
+
+
+def _describe_json(data: Any) -> str:
+    """``a JSON list of 2174 objects`` / ``a JSON object with keys a, b`` / ``a JSON string``."""
+    if isinstance(data, list):
+        kinds = {type(item).__name__ for item in data}
+        inner = "objects" if kinds == {"dict"} else "items"
+        return f"one JSON list of {len(data)} {inner}"
+    if isinstance(data, dict):
+        return f"one JSON object with keys {describe_fields(data)}"
+    return f"a JSON {type(data).__name__}"
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{path}: not UTF-8 text ({exc})") from None
+
+
+def _parse_json_lines(text: str) -> list[Any] | None:
+    """Every non-blank line parsed as JSON, or None when a line is not JSON (or there are < 2)."""
+    values = []
+    for line in text.split("\n"):
+        if line.strip():
+            try:
+                values.append(json.loads(line))
+            except json.JSONDecodeError:
+                return None
+    return values if len(values) >= 2 else None
+
+
+def read_json_list(path: Path, expected: str = "a JSON list of question objects") -> Iterator[Row]:
+    """Rows of a file holding one JSON list of objects ("row N", 0-based).
+
+    ``expected`` describes the wanted file in messages about a file of another shape (JSON
+    lines, a single object, ...).
+    """
+    text = _read_text(path)
     if not text.strip():
         raise AnnotationError(f"{path}: empty annotation file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        lines = _parse_json_lines(text)
+        if lines is not None:  # a JSON-lines file where one JSON document was expected
+            first = lines[0]
+            raise AnnotationError(
+                f"{path}: expected {expected}; found JSON lines ({len(lines)} lines, the first with fields "
+                f"{describe_fields(first) if isinstance(first, dict) else type(first).__name__})"
+                + _looks_like(guess_benchmark(first))) from None
         raise AnnotationError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if isinstance(data, dict):   # {"questions": [...]} or {qid: row}
-        data = data.get("questions", data.get("data", list(data.values())))
+    if isinstance(data, dict):   # {"questions": [...]}, {"data": [...]} or {qid: row}
+        wrapped = data.get("questions", data.get("data"))
+        if isinstance(wrapped, list):
+            data = wrapped
+        elif data and all(isinstance(v, dict) for v in data.values()):
+            data = list(data.values())
+        else:
+            raise AnnotationError(f"{path}: expected {expected}; found {_describe_json(data)}"
+                                  + _looks_like(guess_benchmark(data)))
     if not isinstance(data, list):
-        raise AnnotationError(f"{path}: expected a JSON list of question objects")
+        raise AnnotationError(f"{path}: expected {expected}; found {_describe_json(data)}")
     for i, row in enumerate(data):
         if not isinstance(row, dict):
-            raise AnnotationError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
+            raise AnnotationError(f"{path}: row {i}: expected an object, got {type(row).__name__} "
+                                  f"(expected {expected})")
         yield f"row {i}", row
 
 
-def read_jsonl(path: Path) -> Iterator[Row]:
-    """Rows of a JSON-lines file ("line N", 1-based); blank lines are skipped."""
+def read_jsonl(path: Path, expected: str = "JSON lines, one object per line") -> Iterator[Row]:
+    """Rows of a JSON-lines file ("line N", 1-based); blank lines are skipped.
+
+    A file that is one JSON document over several lines (a JSON list, say) is named as such,
+    with ``expected``, instead of failing as "line 1: invalid JSON".
+    """
     n = 0
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")   # not splitlines(): U+2028 may sit in a string
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(f"{path}: not UTF-8 text ({exc})") from None
+    text = _read_text(path)
+    lines = text.split("\n")   # not splitlines(): U+2028 may sit in a string
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
+            if n == 0:
+                _refuse_single_document(path, text, expected)
             raise AnnotationError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
+            if n == 0:
+                _refuse_single_document(path, text, expected)
             raise AnnotationError(f"{path}: line {lineno}: expected an object, got {type(row).__name__}")
         n += 1
         yield f"line {lineno}", row
     if n == 0:
         raise AnnotationError(f"{path}: empty annotation file")
+
+
+def _refuse_single_document(path: Path, text: str, expected: str) -> None:
+    """Raise when ``text`` as a whole is one JSON document (not JSON lines); return otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return
+    first = data[0] if isinstance(data, list) and data else data
+    raise AnnotationError(f"{path}: expected {expected}; found {_describe_json(data)}"
+                          + _looks_like(guess_benchmark(first)))
 
 
 def require_str(row: dict[str, Any], key: str) -> str:

@@ -21,6 +21,8 @@ class LongVideoBench(Benchmark):
     post_prompt = "\nAnswer with the option's letter from the given choices directly.\n"
     env_prefix = "LVB"
     video_subdir = "videos"
+    annotation_file = "lvb_val.json"
+    required_fields = ("id", "video_path", "question", "candidates", "correct_choice", "question_category")
 
     def parse_row(self, row: dict[str, Any]) -> Iterable[QuestionRecord]:
         qid = require_str(row, "id")

@@ -10,10 +10,9 @@ A question counts in every type it lists; types are reported by their paper code
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from tspo_eval.benchmarks.base import Benchmark, Row, check_answer, optional_float, read_jsonl, require_str
+from tspo_eval.benchmarks.base import Benchmark, check_answer, optional_float, require_str
 from tspo_eval.benchmarks.records import LETTERS, QuestionRecord
 from tspo_eval.errors import AnnotationError
 
@@ -82,13 +81,13 @@ class LVBench(Benchmark):
     post_prompt = "\nAnswer the question with the option letter."
     env_prefix = "LVBENCH"
     video_subdir = ""
+    annotation_file = "video_info.meta.jsonl"
+    file_layout = "jsonl"
+    required_fields = ("key", "qa")
 
     def video_candidates(self, record: QuestionRecord) -> list[str]:
         names = super().video_candidates(record)
         return names + [f"videos/{n}" for n in names]
-
-    def iter_rows(self, path: Path) -> Iterator[Row]:
-        yield from read_jsonl(path)
 
     def parse_row(self, row: dict[str, Any]) -> Iterable[QuestionRecord]:
         key = require_str(row, "key")

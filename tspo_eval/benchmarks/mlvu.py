@@ -32,6 +32,8 @@ class MLVU(Benchmark):
     macro_breakdown = "task_type"
     env_prefix = "MLVU"
     video_subdir = ""
+    annotation_file = "mlvu.json"
+    required_fields = ("question_id", "video_name", "question", "candidates", "answer", "task_type")
 
     def video_candidates(self, record: QuestionRecord) -> list[str]:
         names = super().video_candidates(record)

@@ -24,6 +24,24 @@ def letter_index(value: str) -> int:
     return pos
 
 
+#: the usual instruction after a multiple-choice question (lmms-eval's video MCQ tasks)
+ANSWER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+def lettered_options(question: str, options: list[str] | tuple[str, ...], style: str = "dot") -> str:
+    """``stem\nA. opt\nB. opt`` (``style="paren"``: ``(A) opt`` lines)."""
+    if style == "paren":
+        lines = [f"({letter(i)}) {opt}" for i, opt in enumerate(options)]
+    else:
+        lines = [f"{letter(i)}. {opt}" for i, opt in enumerate(options)]
+    return question + "\n" + "\n".join(lines)
+
+
+def multiple_choice_prompt(question: str, options: list[str] | tuple[str, ...], style: str = "dot") -> str:
+    """A whole multiple-choice prompt: :func:`lettered_options` and :data:`ANSWER_INSTRUCTION`."""
+    return f"{lettered_options(question, options, style)}\n{ANSWER_INSTRUCTION}"
+
+
 @dataclass
 class QuestionRecord:
     """One multiple-choice question of a benchmark, independent of the original file shape.
@@ -44,17 +62,6 @@ class QuestionRecord:
     categories: dict[str, list[str]] = field(default_factory=dict)
     time_spans: list[tuple[float, float]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def prompt_question(self) -> str:
-        """Stem plus lettered options, formatted as the benchmark's usual prompt does.
-
-        LongVideoBench / Video-MME / synthetic: ``"A. text"`` lines; MLVU / LVBench: ``"(A) text"``.
-        The instruction around it (e.g. "Answer with the option's letter ...") is added by
-        ``Benchmark.format_prompt``.
-        """
-        from tspo_eval.benchmarks.registry import get_benchmark
-
-        return get_benchmark(self.benchmark).format_options(self)
 
     @property
     def answer_index(self) -> int:

@@ -1,17 +1,16 @@
-"""Name -> Benchmark lookup."""
+"""Name -> Benchmark lookup (every benchmark module is imported here: they are light)."""
 from __future__ import annotations
 
-import importlib
-
 from tspo_eval.benchmarks.base import Benchmark, unknown_benchmark
+from tspo_eval.benchmarks.longvideobench import LongVideoBench
+from tspo_eval.benchmarks.lvbench import LVBench
+from tspo_eval.benchmarks.mlvu import MLVU
+from tspo_eval.benchmarks.synthetic import Synthetic
+from tspo_eval.benchmarks.videomme import VideoMME
 
 BENCHMARK_NAMES = ("longvideobench", "mlvu", "videomme", "lvbench", "synthetic")
-_CLASSES = {
-    "longvideobench": ("tspo_eval.benchmarks.longvideobench", "LongVideoBench"),
-    "mlvu": ("tspo_eval.benchmarks.mlvu", "MLVU"),
-    "videomme": ("tspo_eval.benchmarks.videomme", "VideoMME"),
-    "lvbench": ("tspo_eval.benchmarks.lvbench", "LVBench"),
-    "synthetic": ("tspo_eval.benchmarks.synthetic", "Synthetic"),
+_CLASSES: dict[str, type[Benchmark]] = {
+    "longvideobench": LongVideoBench, "mlvu": MLVU, "videomme": VideoMME, "lvbench": LVBench, "synthetic": Synthetic,
 }
 _ALIASES = {"lvb": "longvideobench", "longvideobench_val": "longvideobench", "video-mme": "videomme",
             "video_mme": "videomme", "mlvu_dev": "mlvu", "mlvu_mcq": "mlvu"}
@@ -31,6 +30,5 @@ def get_benchmark(name: str | Benchmark) -> Benchmark:
     if key not in _CLASSES:
         raise unknown_benchmark(name, BENCHMARK_NAMES)
     if key not in _INSTANCES:
-        module, cls = _CLASSES[key]
-        _INSTANCES[key] = getattr(importlib.import_module(module), cls)()
+        _INSTANCES[key] = _CLASSES[key]()
     return _INSTANCES[key]

@@ -20,6 +20,8 @@ class Synthetic(Benchmark):
     post_prompt = "\nAnswer with the option's letter from the given choices directly.\n"
     env_prefix = "SYNTHETIC"
     video_subdir = ""
+    annotation_file = "synthetic.json"
+    required_fields = ("question_id", "video", "question", "options", "answer", "task_type")
 
     def parse_row(self, row: dict[str, Any]) -> Iterable[QuestionRecord]:
         qid = require_str(row, "question_id")

@@ -37,6 +37,8 @@ class VideoMME(Benchmark):
     env_prefix = "VIDEOMME"
     video_subdir = "data"
     video_extensions = (".mp4", ".MP4", ".mkv")
+    annotation_file = "videomme.json"
+    required_fields = ("question_id", "videoID", "question", "options", "answer", "duration", "domain", "task_type")
 
     def video_candidates(self, record: QuestionRecord) -> list[str]:
         """``data/`` (lmms-eval / release), then ``video/`` (VLMEvalKit), then flat."""

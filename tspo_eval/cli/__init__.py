@@ -4,14 +4,24 @@ Every sub-command lives in its own module of this package and exposes
 ``register(subparsers) -> None``; the module is imported only when its command runs, so
 ``tspo-eval --help`` stays fast.  Errors derived from :class:`tspo_eval.errors.TspoEvalError`
 are printed as one line (no traceback) and give exit status 2.
+
+Every command shares one logging setup (:mod:`tspo_eval.cli.logging_setup`: INFO by default,
+``-v/--verbose`` for DEBUG, ``--quiet`` for warnings only, given before or after the command) and
+one help layout (:mod:`tspo_eval.cli.parsing`: a description and the defaults of every option).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
+from tspo_eval.cli.logging_setup import (
+    add_logging_options,
+    cli_logging,
+    level_from_args,
+)
+from tspo_eval.cli.parsing import HelpFormatter, add_command, package_version
 from tspo_eval.errors import TspoEvalError
 
 # command name -> (module under tspo_eval.cli, one-line help)
@@ -25,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("index", "import, export and compare frame-index files"),
     "vlmevalkit": ("vlmevalkit", "run VLMEvalKit with the TSPO models and datasets registered"),
     "leaderboard": ("leaderboard", "compare runs against the uniform baseline with paired statistics"),
+    "train": ("train", "train the temporal agent (TSPO policy optimisation, TempSamp-R1 guidance)"),
 }
 
 
@@ -35,17 +46,23 @@ def _command_module(name: str):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only ``command``'s module is imported (all of them when None)."""
-    parser = argparse.ArgumentParser(prog="tspo-eval", description="TSPO frame selection for long-video evaluation")
+    parser = argparse.ArgumentParser(
+        prog="tspo-eval", formatter_class=HelpFormatter,
+        description="TSPO query-aware frame selection for long-video evaluation (lmms-eval and VLMEvalKit "
+                    "hosts). `tspo-eval COMMAND --help` describes each command and its defaults.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    add_logging_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         if command is None or name == command:
             try:
-                _command_module(name).register(sub.add_parser(name, help=help_text))
+                _command_module(name).register(add_command(sub, name, help_text))
             except ModuleNotFoundError as exc:  # a command whose module is not there yet
                 if exc.name != f"tspo_eval.cli.{COMMANDS[name][0]}":
                     raise
         else:
-            sub.add_parser(name, help=help_text, add_help=False)
+            add_command(sub, name, help_text, add_help=False)
     return parser
 
 
@@ -59,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        status = args.func(args)
+        with cli_logging(level_from_args(args)):
+            status = args.func(args)
     except TspoEvalError as exc:
         print(f"tspo-eval {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tspo_eval.video import DECODERS
+
+
+DESCRIPTION = """\
+Precompute the frame indices of every question of a benchmark into one JSONL index file (one
+record per question), for lmms-eval / VLMEvalKit runs with frame_selection=index. Each video is
+decoded and CLIP-encoded once; re-running the same command resumes; failures (missing or broken
+videos) are listed in <out>.failures.jsonl. Under accelerate launch / torchrun every rank takes a
+share of the videos and rank 0 merges.
+
+example:
+  tspo-eval precompute mlvu mlvu.json --videos /data/MLVU --out mlvu_tspo.jsonl
+"""
+
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``precompute`` arguments to ``parser``."""
+    parser.description = DESCRIPTION
     parser.add_argument("benchmark", help="benchmark name: longvideobench, mlvu, videomme, lvbench, synthetic")
     parser.add_argument("annotations", type=Path, help="the benchmark's original annotation file")
     parser.add_argument("--videos", type=Path, required=True, help="video root folder")
@@ -21,21 +37,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-model", default=None, help="CLIP for --scorer clip (default: the agent's own CLIP)")
     parser.add_argument("--cache-dir", default=None, help="CLIP feature cache folder (default: $TSPO_EVAL_CACHE_DIR or the user cache)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions (sorted by video, id)")
-    parser.add_argument("--decoder", default="decord", choices=("decord", "pyav", "torchcodec"))
+    parser.add_argument("--decoder", default="auto", choices=DECODERS,
+                        help="video decoding backend")
     parser.add_argument("--fps", type=float, default=1.0, help="candidate grid rate (frames per second)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda:<LOCAL_RANK> if available)")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on GPU)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming into --out")
     parser.add_argument("--allow-failures", action="store_true", help="exit 0 even when some questions failed")
-    parser.add_argument("--progress", dest="progress", action="store_true", default=None, help="force the progress bar")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--progress", dest="progress", action="store_true", default=None,
+                        help="show the progress bar even when stderr is not a terminal (default: on a terminal only)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the precomputation; print one summary line (and the failures) on the main rank."""
     from loguru import logger
 
     from tspo_eval.distributed import DistContext
+    from tspo_eval.frame_index_cache.index_store import iter_index_jsonl
     from tspo_eval.precompute import (
         PrecomputeOptions,
         failures_path,
@@ -53,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
     )
     report = precompute(options, ctx=ctx)
     if ctx.is_main:
-        print(f"{args.out}: {report.summary()}")
+        if ctx.is_distributed:  # this rank's report is its share only: describe the merged file
+            n_records = sum(1 for _ in iter_index_jsonl(args.out)) if args.out.is_file() else 0
+            print(f"{args.out}: {n_records} records after merging {ctx.world_size} ranks, "
+                  f"{report.total_failed} question(s) failed")
+        else:
+            print(f"{args.out}: {report.summary()}")
         if report.total_failed:
             failures = read_failures(failures_path(args.out))
             print(f"{report.total_failed} question(s) failed; reasons in {failures_path(args.out)}:")

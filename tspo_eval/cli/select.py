@@ -2,22 +2,28 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
-
-from loguru import logger
 
 from tspo_eval.errors import InputError
+from tspo_eval.video import DECODERS as DECODER_CHOICES
 
 STRATEGY_CHOICES = ("topk", "bin-max", "aks", "uniform")
-DECODER_CHOICES = ("decord", "pyav", "torchcodec")
+
+DESCRIPTION = """\
+Pick the K frames of one video that best answer one question, with the TSPO temporal agent
+(or plain CLIP similarity), and print them as a table (or JSON). Candidates are the frames of a
+1 fps grid; answer options in the question text are cut off before scoring.
+
+example:
+  tspo-eval select talk.mp4 -q "What does the speaker hold up?" -k 16 --contact-sheet sheet.png
+"""
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``select`` arguments to ``parser``."""
+    parser.description = DESCRIPTION
     parser.add_argument("video", help="video file")
     parser.add_argument("--question", "-q", required=True, help="question text (options are cut off)")
     parser.add_argument("--agent", default="hzf666/TSPO-0.4B", help="TSPO checkpoint folder or hub id")
@@ -31,18 +37,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="candidate rate in frames per second")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on cuda, fp32 on cpu)")
-    parser.add_argument("--decoder", default="decord", help=f"one of {', '.join(DECODER_CHOICES)}")
+    parser.add_argument("--decoder", default="auto", help=f"one of {', '.join(DECODER_CHOICES)}")
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (default: $TSPO_EVAL_CACHE_DIR or user cache)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--contact-sheet", metavar="PNG", default=None, help="write the chosen frames with their times")
     parser.add_argument("--plot", metavar="PNG", default=None, help="write the score timeline with the chosen frames marked")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log model loading and cache use")
     parser.set_defaults(func=run)
 
 
 def _check_options(args: argparse.Namespace) -> None:
     """Fail fast (before loading any model) on options that cannot work."""
+    from tspo_eval.agent.text import question_stem
+
     if args.num_frames <= 0:
         raise InputError(f"--num-frames must be a positive integer, got {args.num_frames}")
     if args.strategy not in STRATEGY_CHOICES:
@@ -53,33 +60,9 @@ def _check_options(args: argparse.Namespace) -> None:
         raise InputError(f"unknown scorer {args.scorer!r}; choose tspo or clip")
     if not args.question or not args.question.strip():
         raise InputError("empty question: pass the question text with --question")
+    question_stem(args.question)  # a question made only of options fails here, before any model loads
     if not args.fps > 0:
         raise InputError(f"--fps must be positive, got {args.fps}")
-
-
-_stderr_handler: int | None = 0  # loguru's default handler; replaced while a command runs
-
-
-def _write_stderr(message: str) -> None:
-    sys.stderr.write(message)  # looked up at each call: follows redirections (tests, notebooks)
-
-
-@contextlib.contextmanager
-def _log_level(level: str) -> Iterator[None]:
-    """Show only ``level`` and above on stderr while the command runs (the default handler shows DEBUG)."""
-    global _stderr_handler
-    try:
-        logger.remove(_stderr_handler)
-        removed = True
-    except ValueError:  # someone else configured loguru: leave their handlers alone
-        removed = False
-    handler = logger.add(_write_stderr, level=level, format="{level}: {message}")
-    try:
-        yield
-    finally:
-        logger.remove(handler)
-        if removed:
-            _stderr_handler = logger.add(_write_stderr)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -89,8 +72,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise InputError(f"{option} {value}: folder {Path(value).parent} does not exist")
 
 
-def _print_table(result, file=sys.stdout) -> None:
+def _print_table(result, file=None) -> None:
     from tspo_eval.visualize import format_time
+
+    file = file or sys.stdout  # looked up per call: a default bound at import goes stale under redirection
 
     print(
         f"{result.video}: {len(result.frame_indices)} of {result.num_candidates} candidates "
@@ -109,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Select, then print (table or JSON) and optionally draw the contact sheet and the plot."""
     _check_options(args)
     _check_outputs(args)
-    with _log_level("DEBUG" if args.verbose else "WARNING"):
-        return _run(args)
+    return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -126,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, decoder=args.decoder, fps=args.fps, cache=not args.no_cache,
     )
     result = selector.select(args.video, args.question, num_frames=args.num_frames, strategy=args.strategy)
-    title = f"{args.video} | {' '.join(args.question.split())[:80]}"
+    title = f"{args.video} | {' '.join(args.question.split())}"  # visualize wraps it and ends a cut with "…"
     if args.contact_sheet:
         from tspo_eval.video import decode_frames
         from tspo_eval.visualize import contact_sheet
@@ -134,12 +118,15 @@ def _run(args: argparse.Namespace) -> int:
         frames = decode_frames(args.video, result.frame_indices, decoder=args.decoder)
         contact_sheet(frames, result.timestamps, args.contact_sheet, title=title)
     if args.plot:
+        from tspo_eval.video import uniform_frame_indices
         from tspo_eval.visualize import score_timeline
 
-        times = [i / result.avg_fps for i in result.candidate_indices]
+        times = result.candidate_timestamps  # presentation times (true times for variable frame rates)
         label = "TSPO logit S/tau" if result.scorer == "tspo" else "CLIP cosine"
+        # what uniform sampling of the same grid with the same budget would take (the baseline)
+        uniform = uniform_frame_indices(result.num_candidates, len(result.selected_positions))
         score_timeline(times, result.scores, result.selected_positions, args.plot,
-                       title=title, score_label=label)
+                       title=title, score_label=label, uniform_positions=uniform.tolist())
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

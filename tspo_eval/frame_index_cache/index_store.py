@@ -5,7 +5,7 @@ selection is computed once and reused by every model and run (``frame_selection=
 
 File format (JSONL, UTF-8): one object per line, keys in :class:`IndexRecord` field order, no
 timestamps of the run itself, so two runs over the same inputs give byte-identical files.
-:func:`read_index` also reads TSPO's published ``*_frameIdx.json`` files (a JSON array of the
+:func:`~tspo_eval.frame_index_cache.index_files.read_index` also reads TSPO's published ``*_frameIdx.json`` files (a JSON array of the
 original annotation rows plus ``frame_idx``).
 
 Crash safety: :class:`IndexWriter` writes each record as a single ``write`` of one complete line
@@ -47,8 +47,8 @@ class IndexRecord:
     """The frames chosen for one question.
 
     ``frame_indices`` are 0-based source frame numbers in temporal order; ``timestamps`` are
-    ``frame_index / avg_fps`` seconds (empty when the video's frame rate is unknown, e.g. an
-    imported published row). ``n_frames``/``avg_fps`` are 0 when unknown. ``flags`` marks
+    the frames' presentation times in seconds (``frame_index / avg_fps`` for a constant frame
+    rate; empty when unknown, e.g. an imported published row without ``--videos``). ``n_frames``/``avg_fps`` are 0 when unknown. ``flags`` marks
     special cases (:data:`FLAG_SHORT`, :data:`FLAG_IMPORTED`); ``extra`` carries anything
     else, e.g. ``{"source_row": {...}}``, the original annotation row of an imported record.
     """
@@ -99,7 +99,7 @@ class IndexRecord:
             avg_fps=float(result.avg_fps),
             candidate_stride=int(stride),
             frame_indices=indices,
-            timestamps=timestamps_for(indices, float(result.avg_fps)),
+            timestamps=_result_times(result, indices),
             strategy=str(result.strategy),
             scorer=str(result.scorer),
             agent_fingerprint=str(result.agent_fingerprint or ""),
@@ -140,6 +140,15 @@ class IndexRecord:
         except (TypeError, ValueError) as exc:
             raise AnnotationError(f"{where}: index record {qid!r} is malformed: {exc}") from exc
         return record
+
+
+def _result_times(result: Any, indices: list[int]) -> list[float]:
+    """The result's own frame times (presentation times, true for variable frame rates), else
+    ``frame_index / avg_fps``."""
+    times = list(getattr(result, "timestamps", None) or [])
+    if len(times) == len(indices):
+        return [round(float(t), 6) for t in times]
+    return timestamps_for(indices, float(result.avg_fps))
 
 
 def timestamps_for(frame_indices: Iterable[int], avg_fps: float) -> list[float]:
@@ -204,44 +213,10 @@ def iter_index_jsonl(path: str | Path) -> Iterator[IndexRecord]:
         yield IndexRecord.from_dict(obj, where=f"{path}:{line_no}")
 
 
-def read_index(path: str | Path, benchmark: str | None = None) -> dict[str, IndexRecord]:
-    """Index records keyed by question id, in file order.
-
-    Reads our JSONL files and TSPO's published ``*_frameIdx.json`` arrays (``benchmark`` names
-    the benchmark of a published file when its name does not tell). The first record of a
-    duplicated question id wins (a warning is logged).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"index file not found: {path}")
-    if _is_json_array(path):
-        from tspo_eval.frame_index_cache.published import import_published
-
-        records: Iterable[IndexRecord] = import_published(path, benchmark=benchmark)
-    else:
-        records = iter_index_jsonl(path)
-    out: dict[str, IndexRecord] = {}
-    duplicates = 0
-    for record in records:
-        if record.question_id in out:
-            duplicates += 1
-            continue
-        out[record.question_id] = record
-    if duplicates:
-        logger.warning(f"{path}: {duplicates} duplicate question ids ignored (first record kept)")
-    return out
-
-
 def _last_byte(path: Path) -> bytes:
     with path.open("rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1)
-
-
-def _is_json_array(path: Path) -> bool:
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    return head.startswith(b"[")
 
 
 def write_index(path: str | Path, records: Iterable[IndexRecord]) -> Path:

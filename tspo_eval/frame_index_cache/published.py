@@ -21,7 +21,6 @@ stay 0 and ``timestamps`` empty unless :func:`fill_video_metadata` reads them fr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +133,7 @@ def import_published(path: str | Path, benchmark: str | None = None) -> list[Ind
     return records
 
 
-def fill_video_metadata(records: Iterable[IndexRecord], video_root: str | Path, decoder: str = "decord",
+def fill_video_metadata(records: Iterable[IndexRecord], video_root: str | Path, decoder: str = "auto",
                         fps: float = 1.0) -> list[tuple[str, str]]:
     """Fill ``n_frames``/``avg_fps``/``candidate_stride``/``timestamps`` from the videos (opened once each).
 
@@ -150,13 +149,19 @@ def fill_video_metadata(records: Iterable[IndexRecord], video_root: str | Path, 
         try:
             with open_video(str(Path(video_root) / video), decoder=decoder) as reader:
                 meta = reader.metadata
+                times = [  # presentation times (VFR-safe); frame_index / avg_fps for out-of-range rows
+                    [round(float(t), 6) for t in reader.frame_times(r.frame_indices)]
+                    if all(0 <= int(i) < meta.n_frames for i in r.frame_indices)
+                    else timestamps_for(r.frame_indices, meta.avg_fps)
+                    for r in by_video[video]
+                ]
         except TspoEvalError as exc:
             failures.append((video, str(exc)))
             continue
-        for record in by_video[video]:
+        for record, record_times in zip(by_video[video], times):
             record.n_frames, record.avg_fps = int(meta.n_frames), float(meta.avg_fps)
             record.candidate_stride = int(candidate_stride(meta.avg_fps, fps))
-            record.timestamps = timestamps_for(record.frame_indices, record.avg_fps)
+            record.timestamps = record_times
     return failures
 
 

@@ -18,7 +18,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from tspo_eval.errors import InputError
-from tspo_eval.leaderboard.runs import Run
+from tspo_eval.leaderboard.run import Run
 from tspo_eval.leaderboard.stats import (
     accuracy_and_paired_bootstrap,
     bootstrap_accuracy_ci,

@@ -1,15 +1,17 @@
-"""Read lmms-eval output folders into :class:`~tspo_eval.leaderboard.runs.Run` objects.
+"""Read lmms-eval output folders into :class:`~tspo_eval.leaderboard.run.Run` objects.
 
 Layout written by lmms-eval 0.7.x (``EvaluationTracker``)::
 
     OUT/<sanitized model name>/<date id>_results.json          # "results", "configs", "config": {"model", "model_args", ...}
     OUT/<sanitized model name>/<date id>_samples_<task>.jsonl  # with --log_samples: one object per doc
-    OUT/<sanitized model name>/tspo_frames_<task>.jsonl        # our models: chosen frames (IndexRecords)
 
 A samples line holds ``doc_id``, ``target``, ``filtered_resps``, ``doc_hash``, ``input`` and one
 key per metric.  Our ``tspo_*`` tasks' metric value is a dict ``{"question_id", "pred", "answer",
-"correct", "video", <breakdown fields>}``; the built-in long-video tasks' dicts (``lvb_acc``,
-``videomme_perception_score``, ``mlvu_percetion_score``) are read too (their own key names).
+"correct", "video", <breakdown fields>, "frames"}`` (``frames``: the IndexRecord of the frames the
+answer used, see :mod:`tspo_eval.frame_records`); the built-in long-video tasks' dicts
+(``lvb_acc``, ``videomme_perception_score``, ``mlvu_percetion_score``) are read too (their own key
+names).  Runs made before the frames moved into the samples have a side log next to the results,
+``<date id>_tspo_frames_<task>.jsonl`` or ``tspo_frames_<task>.jsonl``; it is found too.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from typing import Any
 from loguru import logger
 
 from tspo_eval.errors import AnnotationError
-from tspo_eval.leaderboard.runs import Run, benchmark_from_name, label_from_model_args
+from tspo_eval.frame_records import FRAMES_KEY, SAMPLES_NAME_RE
+from tspo_eval.leaderboard.run import Run, benchmark_from_name, label_from_model_args
 
-_SAMPLES_RE = re.compile(r"^(?P<date>.+?)_samples_(?P<task>.+)\.jsonl$")
+_SAMPLES_RE = SAMPLES_NAME_RE
 _RESULTS_SUFFIX = "_results.json"
 _SAMPLE_KEYS = {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "token_counts",
                 "doc_hash", "input", "input_media", "prompt_hash", "target_hash"}
@@ -33,7 +36,7 @@ _PRED_KEYS = ("pred", "parsed_pred", "pred_answer")
 #: fields of a metric dict that are not breakdowns
 _NOT_BREAKDOWN = {"question_id", "id", "uid", "qid", "pred", "parsed_pred", "pred_answer", "answer",
                   "correct", "score", "video", "videoID", "video_id", "unparsed", "video_missing", "response",
-                  "benchmark"}
+                  "benchmark", "frames", "frames_error"}
 
 
 def is_lmms_file(path: Path) -> bool:
@@ -116,12 +119,13 @@ def _run_from_samples(samples: Path, results: dict[str, Any], results_path: Path
     if not results:
         source = "unknown"
     date = match.group("date") if match else ""
-    frames_file = next((f for f in (samples.parent / f"{date}_tspo_frames_{task}.jsonl",
-                                    samples.parent / f"tspo_frames_{task}.jsonl") if f.is_file()), None)
+    frames_file = samples if data.frames else next(
+        (f for f in (samples.parent / f"{date}_tspo_frames_{task}.jsonl", samples.parent / f"tspo_frames_{task}.jsonl")
+         if f.is_file()), None)  # side logs of runs made before the frames moved into the samples
     details = {"model_args": config.get("model_args"), "lmms_model": config.get("model"),
                "results": str(results_path) if results_path else None, "samples": str(samples),
-               "frames_index": str(frames_file) if frames_file else None, "date": results.get("date"),
-               "unparsed": data.unparsed, "video_missing": data.video_missing}
+               "frames_index": str(frames_file) if frames_file else None, "frames_in_samples": data.frames,
+               "date": results.get("date"), "unparsed": data.unparsed, "video_missing": data.video_missing}
     return Run(name="", benchmark=benchmark, model=model, frame_source=source, num_frames=frames,
                outcomes=data.outcomes, categories=data.categories, host="lmms-eval", path=str(samples), task=task,
                details=details, duplicates=data.duplicates)
@@ -136,6 +140,7 @@ class SamplesData:
     duplicates: int = 0
     unparsed: int = 0            # answers with no option letter (our tasks' "unparsed" flag)
     video_missing: int = 0       # questions scored wrong because the video was missing
+    frames: int = 0              # answers whose frames the samples record (our models on tspo_* tasks)
     benchmark: str | None = None  # the metric dict's "benchmark" field (our tasks), when present
 
 
@@ -163,6 +168,7 @@ def read_samples(path: Path) -> SamplesData:
             data.categories[qid] = _categories(metric)
             data.unparsed += bool(metric.get("unparsed"))
             data.video_missing += bool(metric.get("video_missing"))
+            data.frames += isinstance(metric.get(FRAMES_KEY), dict)
             if isinstance(metric.get("benchmark"), str):
                 benchmarks.add(metric["benchmark"])
     if data.duplicates:

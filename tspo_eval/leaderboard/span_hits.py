@@ -1,8 +1,9 @@
 """Selection-only board: how often chosen frames fall inside ground-truth time spans (no MLLM).
 
 For benchmarks whose annotations carry time spans (LVBench ``time_reference``, the synthetic
-benchmark's needles) and frame-index files (ours, TSPO's published ones, or the
-``tspo_frames_<task>.jsonl`` files our lmms-eval models write), per selector:
+benchmark's needles) and frame-index files (ours, TSPO's published ones, the lmms-eval samples
+files of our models on ``tspo_*`` tasks, which record each answer's frames, or the side logs
+``*_frames_<task>.jsonl`` they write for built-in tasks), per selector:
 
 * hit rate: fraction of questions with at least one chosen frame inside one of its spans;
 * frame fraction: chosen frames inside a span / all chosen frames (pooled over questions);
@@ -18,9 +19,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from loguru import logger
@@ -180,17 +182,34 @@ def evaluate_selector(name: str, source: str, records: Mapping[str, Any], benchm
 
 
 def index_files(path: Path) -> list[Path]:
-    """Index files at ``path``: the file itself, or a folder's ``*tspo_frames_<task>.jsonl`` side logs
-    (an lmms-eval output folder of our models; per-rank part files are skipped), else its ``*.jsonl``."""
+    """Frame files at ``path``: the file itself, or in a folder (an lmms-eval output folder, a folder
+    of side logs) the samples files ``*_samples_<task>.jsonl`` that record frames and the side logs
+    ``*_frames_<task>.jsonl`` (``<frame_selection>_frames``; older runs: ``tspo_frames``) of tasks
+    without such a samples file in the same folder, and VLMEvalKit runs' ``*_tspo_frames.jsonl``;
+    per-rank part files are skipped.  A folder with none of these: its ``*.jsonl`` files."""
+    from tspo_eval.frame_records import SAMPLES_NAME_RE, samples_have_frames
+
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise InputError(f"index not found: {path}")
-    found = sorted(p for p in path.rglob("*tspo_frames_*.jsonl") if not re.search(r"\.rank\d+\.jsonl$", p.name))
+    samples = [p for p in sorted(path.rglob("*_samples_*.jsonl")) if SAMPLES_NAME_RE.match(p.name)
+               and samples_have_frames(p)]
+    covered = {(p.parent, SAMPLES_NAME_RE.match(p.name).group("task")) for p in samples}
+    named = {*path.rglob("*_frames_*.jsonl"), *path.rglob("*_tspo_frames.jsonl")}  # lmms-eval / VLMEvalKit side logs
+    side_logs = [p for p in sorted(named) if not re.search(r"\.rank\d+\.jsonl$", p.name)
+                 and not SAMPLES_NAME_RE.match(p.name) and (p.parent, _side_log_task(p)) not in covered]
+    found = sorted(samples + side_logs)
     found = found or sorted(p for p in path.rglob("*.jsonl") if "_samples_" not in p.name)
     if not found:
-        raise InputError(f"{path}: no frame-index files (*tspo_frames_*.jsonl or *.jsonl) in this folder")
+        raise InputError(f"{path}: no frame files (samples with frames, *_frames_<task>.jsonl or *.jsonl) "
+                         "in this folder")
     return found
+
+
+def _side_log_task(path: Path) -> str:
+    """The task of a side log ``..._frames_<task>.jsonl``."""
+    return path.name[: -len(".jsonl")].rsplit("_frames_", 1)[-1]
 
 
 def selector_name(records: Mapping[str, Any], path: Path) -> str:
@@ -207,7 +226,7 @@ def selector_name(records: Mapping[str, Any], path: Path) -> str:
 def build_span_board(specs: Sequence[str], annotations: Mapping[str, Sequence[Any]], n_boot: int = 10000,
                      seed: int = 0, confidence: float = 0.95, tolerance: float = 0.0) -> SpanBoard:
     """Rows for every ``[NAME=]PATH`` index source and every benchmark with annotations and spans."""
-    from tspo_eval.frame_index_cache.index_store import read_index
+    from tspo_eval.frame_records import read_frames
     from tspo_eval.leaderboard.runs import split_spec
 
     if not annotations:
@@ -218,7 +237,7 @@ def build_span_board(specs: Sequence[str], annotations: Mapping[str, Sequence[An
     for spec in specs:
         given, path = split_spec(spec)
         for file in index_files(path):
-            records = read_index(file)
+            records = read_frames(file)
             by_bench: dict[str, dict[str, Any]] = {}
             for qid, record in records.items():
                 by_bench.setdefault(record.benchmark, {})[qid] = record

@@ -4,26 +4,39 @@
   lmms-eval constructors ``assert kwargs == {}``) and :func:`reject_unknown` names leftovers;
 * :func:`doc_question` / :func:`doc_video` read the question, its id and the video path from the
   doc of the built-in tasks (LongVideoBench, Video-MME, MLVU, LVBench) and the ``tspo_*`` tasks;
-* :func:`selection_log_template` finds where lmms-eval writes this run's results, so the frame
-  side log lands next to them (``<output_path>/<model dir>/<date>_tspo_frames_<task>.jsonl``);
 * :class:`TspoLmms` is the base model: rank/device set-up, one :class:`FrameSource` per rank, the
-  ``generate_until`` loop, failure counting and the per-rank side-log merge.
+  ``generate_until`` loop, failure counting, and where each answer's frames go: into this
+  process's :data:`~tspo_eval.frame_records.FRAME_BOOK` (the ``tspo_*`` tasks copy them into
+  lmms-eval's samples file) and, for built-in tasks or on request, a side log
+  (:mod:`tspo_eval.model_adapters.lmms_eval_side_log`).
+
+Only lmms-eval's model interface is used (no call-stack reading): the ``lmms`` base class, the
+``generate_until`` request layout ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``,
+``task_dict`` and ``cache_hook``; ``tests/test_host_contracts.py`` pins them against the
+installed lmms-eval.
 """
 from __future__ import annotations
 
 import inspect
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lmms_eval.api.model import lmms
 from loguru import logger
 
 from tspo_eval.errors import InputError, TspoEvalError, VideoError
-from tspo_eval.frame_source import FrameSource, FrameSourceOptions, SelectionLog, benchmark_for_task
+from tspo_eval.frame_records import FRAME_BOOK
+from tspo_eval.frame_source import FrameSource, FrameSourceOptions, benchmark_for_task
+from tspo_eval.model_adapters.lmms_eval_side_log import (
+    SideLog,
+    explicit_selection_log,
+    frames_go_to_samples,
+    log_stamp,
+    merge_rank_logs,
+    side_log_template,
+)
 
 #: model_args name -> FrameSourceOptions field (the TSPO options every TSPO model accepts)
 TSPO_MODEL_ARGS: dict[str, str] = {
@@ -73,12 +86,15 @@ def doc_question(task: str, doc: dict[str, Any], doc_id: int, context: str) -> t
     """(question text for the selector, question id) of one doc.
 
     The text is the doc's ``question`` field (the selector cuts the options off itself), else the
-    prompt; the id comes from the benchmark's id field, else ``<task>:<doc_id>``.
+    prompt; the id comes from the benchmark's id field (``question_id`` for the ``tspo_*`` tasks),
+    else ``<task>:<doc_id>``.
     """
     question = doc.get("question") if isinstance(doc, dict) else None
     if not isinstance(question, str) or not question.strip():
         question = context
     fields = _ID_FIELDS.get(benchmark_for_task(task), ()) + _GENERIC_ID_FIELDS
+    if frames_go_to_samples(task):  # our tasks' docs: the id their process_results looks the frames up by
+        fields = ("question_id", *fields)
     for name in fields:
         value = doc.get(name) if isinstance(doc, dict) else None
         if value is not None and str(value) != "":
@@ -107,49 +123,6 @@ def doc_video(task: str, doc_id: int, doc: dict[str, Any], doc_to_visual: Any) -
     return path
 
 
-def find_run_output() -> tuple[Path, str] | None:
-    """(``<output_path>/<model dir>``, date id) of the running lmms-eval evaluation, or None.
-
-    lmms-eval does not hand the output path to models; ``simple_evaluate`` holds it in its
-    ``evaluation_tracker`` (with the ``datetime_str`` used in the results' file names), so look
-    for that frame on the call stack.
-    """
-    frame = inspect.currentframe()
-    while frame is not None:
-        tracker = frame.f_locals.get("evaluation_tracker")
-        stamp = frame.f_locals.get("datetime_str")
-        if tracker is not None and isinstance(stamp, str) and getattr(tracker, "output_path", None):
-            model_dir = getattr(getattr(tracker, "general_config_tracker", None), "model_name_sanitized", None)
-            if model_dir:
-                return Path(tracker.output_path) / model_dir, stamp.replace(":", "-")
-        frame = frame.f_back
-    return None
-
-
-def selection_log_template(explicit: str | None, model: str, rank: int, world_size: int) -> str:
-    """Path template (``{task}``, ``{rank}``) of the frame side log.
-
-    ``explicit``: a ``.jsonl`` path (may hold ``{task}``) or a folder. Default: next to the
-    results of the running evaluation, else ``./tspo_selection_logs``.  With several ranks each
-    rank writes its own ``.rank<r>`` file (merged by rank 0 at the end).
-    """
-    if explicit:
-        text = os.fspath(explicit)
-        template = text if text.endswith(".jsonl") else os.path.join(text, "tspo_frames_{task}.jsonl")
-    else:
-        found = find_run_output()
-        if found is not None:
-            folder, date_id = found
-            template = str(folder / f"{date_id}_tspo_frames_{{task}}.jsonl")
-        else:
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            template = os.path.join("tspo_selection_logs", f"{stamp}_{model}_tspo_frames_{{task}}.jsonl")
-            logger.warning(f"lmms-eval output path not found; frame selections go to {template} (set selection_log=)")
-    if world_size > 1 and "{rank}" not in template:
-        template = template[: -len(".jsonl")] + ".rank{rank}.jsonl" if template.endswith(".jsonl") else template + ".rank{rank}"
-    return template
-
-
 @dataclass
 class FailureLog:
     """Samples that got no answer because their video (or its frames) could not be used."""
@@ -158,7 +131,7 @@ class FailureLog:
 
     def add(self, task: str, qid: str, error: BaseException) -> None:
         self.failed[(task, qid)] = str(error)
-        logger.error(f"[{task}] {qid}: no frames, answer left empty (scored wrong): {error}")
+        logger.error("[{}] {}: no frames, answer left empty (scored wrong): {}", task, qid, error)
 
     @property
     def items(self) -> list[tuple[str, str, str]]:
@@ -168,32 +141,12 @@ class FailureLog:
     def summary(self, total: int, all_failed: int | None = None, all_total: int | None = None) -> None:
         """Log this rank's failures (by name) and, with several ranks, the run's totals."""
         if self.items:
-            logger.warning(f"{len(self.items)} of {total} samples failed (missing/broken videos): "
-                           + "; ".join(f"{t}/{q}" for t, q, _ in self.items[:20])
-                           + (" ..." if len(self.items) > 20 else ""))
+            names = "; ".join(f"{t}/{q}" for t, q, _ in self.items[:20]) + (" ..." if len(self.items) > 20 else "")
+            logger.warning("{} of {} samples failed (missing/broken videos): {}", len(self.items), total, names)
         else:
-            logger.info(f"all {total} samples got frames (0 failures)")
+            logger.info("all {} samples got frames (0 failures)", total)
         if all_total is not None:
-            logger.info(f"all ranks: {all_failed} of {all_total} samples failed (missing/broken videos)")
-
-
-def generation_settings(gen_kwargs: dict[str, Any], default_max_new_tokens: int,
-                        max_new_tokens: int | None) -> dict[str, Any]:
-    """HF ``generate`` keyword arguments from a task's ``generation_kwargs``.
-
-    The model_arg ``max_new_tokens`` (when set) overrides the task's; temperature 0 is greedy.
-    """
-    temperature = float(gen_kwargs.get("temperature", 0) or 0)
-    settings: dict[str, Any] = {
-        "max_new_tokens": int(max_new_tokens or gen_kwargs.get("max_new_tokens") or default_max_new_tokens),
-        "num_beams": int(gen_kwargs.get("num_beams", 1) or 1),
-        "do_sample": temperature > 0,
-    }
-    if temperature > 0:
-        settings["temperature"] = temperature
-        if gen_kwargs.get("top_p") is not None:
-            settings["top_p"] = float(gen_kwargs["top_p"])
-    return settings
+            logger.info("all ranks: {} of {} samples failed (missing/broken videos)", all_failed, all_total)
 
 
 def cut_at_stop(text: str, until: Any) -> str:
@@ -205,38 +158,12 @@ def cut_at_stop(text: str, until: Any) -> str:
     return text
 
 
-def time_instruction(result: Any) -> str:
-    """LLaVA-Video's time preamble for the *selected* frames: video length, frame count, frame times."""
-    duration = result.n_frames / result.avg_fps if result.avg_fps else 0.0
-    times = ",".join(f"{t:.2f}s" for t in result.timestamps)
-    return (f"The video lasts for {duration:.2f} seconds, and {len(result.frame_indices)} frames are sampled "
-            f"from it. These frames are located at {times}.Please answer the following questions related to this video.")
-
-
-def hf_load_kwargs(dtype: Any, device_map: Any, attn_implementation: str | None) -> dict[str, Any]:
-    """``from_pretrained`` kwargs for transformers 4.4x (``torch_dtype``) and 5.x (``dtype``)."""
-    import transformers
-
-    kwargs: dict[str, Any] = {"device_map": device_map}
-    kwargs["dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"] = dtype
-    if attn_implementation:
-        allowed = ("eager", "sdpa", "flash_attention_2", "flash_attention_3")
-        if attn_implementation not in allowed:
-            raise InputError(f"attn_implementation={attn_implementation!r} is not one of {', '.join(allowed)}")
-        if attn_implementation.startswith("flash_attention"):
-            import importlib.util
-
-            if importlib.util.find_spec("flash_attn") is None and importlib.util.find_spec("flash_attn_interface") is None:
-                raise InputError(f"attn_implementation={attn_implementation} needs flash-attn (pip install flash-attn)")
-        kwargs["attn_implementation"] = attn_implementation
-    return kwargs
-
-
 class TspoLmms(lmms):
-    """Base of the TSPO lmms-eval models: frames from a :class:`FrameSource`, answers from ``_answer``.
+    """Base of the TSPO lmms-eval models: frames from a :class:`FrameSource`, answers from ``_answer_batch``.
 
     Subclasses load their VLM, then call :meth:`_setup_frames`, and implement
-    ``_answer(context, frames, result, gen_kwargs) -> str``.
+    ``_answer_batch([(context, frames, result, gen_kwargs), ...]) -> [answer, ...]`` (or the
+    one-at-a-time ``_answer(context, frames, result, gen_kwargs) -> str``).
     """
 
     is_simple = True
@@ -261,10 +188,9 @@ class TspoLmms(lmms):
         else:
             self._device = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
             self._rank, self._world_size = 0, 1
-        self.batch_size_per_gpu = int(batch_size) if str(batch_size).isdigit() else 1
-        if self.batch_size_per_gpu > 1:
-            logger.info(f"{self.model_name}: batch_size={batch_size}: samples are generated one at a time "
-                        "(each has its own frames)")
+        if not str(batch_size).isdigit() or int(batch_size) < 1:
+            raise InputError(f"{self.model_name}: batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size_per_gpu = int(batch_size)
 
     def _setup_frames(self, tspo_options: dict[str, Any], selection_log: str | None) -> None:
         """One FrameSource per rank on this rank's device (the feature cache folder is shared)."""
@@ -272,11 +198,12 @@ class TspoLmms(lmms):
         options.setdefault("device", str(self._device))
         frame_selection = options.pop("frame_selection", "tspo")
         self.frame_source = FrameSource.from_options(frame_selection, **options)
-        self._selection_log_arg = selection_log
+        self._selection_log_arg = explicit_selection_log(selection_log)
+        self.side_log: SideLog | None = None
         self.failures = FailureLog()
         self._seen: set[tuple[str, int]] = set()  # (task, doc_id): lmms-eval pads ranks with duplicates
-        logger.info(f"{self.model_name}: frame_selection={self.frame_source.mode}, "
-                    f"num_frames={self.frame_source.options.num_frames}, strategy={self.frame_source.options.strategy}")
+        logger.info("{}: frame_selection={}, num_frames={}, strategy={}", self.model_name, self.frame_source.mode,
+                    self.frame_source.options.num_frames, self.frame_source.options.strategy)
 
     @property
     def batch_size(self) -> int:
@@ -306,21 +233,28 @@ class TspoLmms(lmms):
         raise NotImplementedError(f"{self.model_name}: multi-round generation is not supported")
 
     def generate_until(self, requests) -> list[str]:
-        """One answer per request: select frames, decode them, generate; failed videos answer ``""``."""
+        """One answer per request: select frames, decode them, generate; failed videos answer ``""``.
+
+        ``request.args`` is lmms-eval's ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``.
+        Requests are taken ``batch_size`` at a time: their frames are selected and decoded, then
+        :meth:`_answer_batch` answers them together.
+        """
         from tqdm import tqdm
 
-        if self.frame_source.log is None:
-            template = selection_log_template(self._selection_log_arg, self.model_name, self.rank, self.world_size)
-            template = self._shared_template(template)
-            self.frame_source.log = SelectionLog(template, rank=self.rank)
-            logger.info(f"{self.model_name}: logging frame selections to {template}")
+        self._open_side_log()
         answers: list[str] = []
-        for request in tqdm(requests, disable=self.rank != 0, desc="Model Responding (TSPO frames)"):
-            answers.append(self._answer_request(request))
-            self._seen.add((request.args[4], request.args[3]))
-            context, gen_kwargs = request.args[:2]
-            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answers[-1])
-        self._finish_logs()
+        desc = f"Model Responding ({self.frame_source.mode} frames)"
+        window = self.batch_size_per_gpu
+        with tqdm(total=len(requests), disable=self.rank != 0, desc=desc) as progress:
+            for start in range(0, len(requests), window):
+                chunk = requests[start:start + window]
+                answers.extend(self._answer_requests(chunk))
+                for request, answer in zip(chunk, answers[start:]):
+                    self._seen.add((request.args[4], request.args[3]))
+                    context, gen_kwargs = request.args[:2]
+                    self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answer)
+                progress.update(len(chunk))
+        self._finish_side_log()
         totals: tuple[int, ...] = ()
         if self.world_size > 1:
             totals = self._sum_over_ranks(len(self.failures.failed), len(self._seen))
@@ -339,47 +273,87 @@ class TspoLmms(lmms):
         dist.all_reduce(tensor)
         return tuple(int(v) for v in tensor.tolist())
 
-    def _answer_request(self, request: Any) -> str:
-        """The answer to one lmms-eval ``generate_until`` Instance (``""`` when its video failed)."""
+    def _answer_requests(self, chunk: Sequence[Any]) -> list[str]:
+        """Answers to a few lmms-eval ``generate_until`` Instances (``""`` where a video failed)."""
+        prepared = [self._prepare_request(request) for request in chunk]
+        ready = [item for item in prepared if item is not None]
+        texts = iter(self._answer_batch(ready) if ready else [])
+        answers = []
+        for item in prepared:
+            if item is None:
+                answers.append("")
+                continue
+            answer = next(texts)
+            logger.debug("{}: answer {!r}", item[2].video, answer)
+            answers.append(cut_at_stop(answer, item[3].get("until")))
+        return answers
+
+    def _prepare_request(self, request: Any) -> tuple[str, Any, Any, dict] | None:
+        """``(context, frames uint8 [K,H,W,3], SelectionResult, gen_kwargs)`` of one Instance, or None
+        when its video failed (the failure is recorded)."""
         context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args[:6]
-        gen_kwargs = dict(gen_kwargs or {})
         doc = self.task_dict[task][split][doc_id]
         question, qid = doc_question(task, doc, doc_id, context)
         try:
             video = doc_video(task, doc_id, doc, doc_to_visual)
             frames, result = self.frame_source.frames_for(video, question, qid, task)
         except TspoEvalError as exc:
-            self.failures.add(task, qid, exc)
-            return ""
-        answer = self._answer(context, frames, result, gen_kwargs)
-        logger.debug(f"[{task}] {qid}: answer {answer!r}")
-        return cut_at_stop(answer, gen_kwargs.get("until"))
+            self._record_failure(task, qid, exc)
+            return None
+        self._record_frames(task, qid, self.frame_source.last_record)
+        return context, frames, result, dict(gen_kwargs or {})
 
-    def _answer(self, context: str, frames: Any, result: Any, gen_kwargs: dict) -> str:  # pragma: no cover
-        raise NotImplementedError
+    def _answer_batch(self, batch: list[tuple[str, Any, Any, dict]]) -> list[str]:
+        """Answers for ``(context, frames, result, gen_kwargs)`` items; default: one at a time."""
+        return [self._answer(*item) for item in batch]
 
-    def _shared_template(self, template: str) -> str:
-        """Rank 0's template on every rank (the date id in it may differ by a second between ranks)."""
+    def _answer(self, context: str, frames: Any, result: Any, gen_kwargs: dict) -> str:
+        """One answer; models answering in batches implement :meth:`_answer_batch` instead."""
+        return self._answer_batch([(context, frames, result, gen_kwargs)])[0]
+
+    # -- where the frames of each answer go -------------------------------------------------
+    def _record_frames(self, task: str, qid: str, record: Any) -> None:
+        """Keep ``record`` (the IndexRecord of the frames answering ``qid``) for the task's
+        ``process_results`` (samples file) and, when wanted, the side log."""
+        FRAME_BOOK.put(task, qid, record)
+        if self.side_log is not None:
+            self.side_log.write(record, task)
+
+    def _record_failure(self, task: str, qid: str, error: BaseException) -> None:
+        self.failures.add(task, qid, error)
+        FRAME_BOOK.fail(task, qid, str(error))
+
+    def _open_side_log(self) -> None:
+        """The side log of this ``generate_until`` call (files are created on first use only)."""
+        if self.side_log is not None:
+            return
+        stamp = self._shared_value(log_stamp())  # rank 0's date id on every rank: one file name per task
+        template = side_log_template(self._selection_log_arg, self.model_name, self.frame_source.mode, stamp,
+                                     self.world_size)
+        self.side_log = SideLog(template, explicit=self._selection_log_arg is not None, rank=self.rank)
+
+    def _shared_value(self, value: str) -> str:
+        """Rank 0's ``value`` on every rank (the value itself without a process group)."""
         if self.world_size > 1:
             import torch.distributed as dist
 
             if dist.is_available() and dist.is_initialized():
-                box = [template]
+                box = [value]
                 dist.broadcast_object_list(box, src=0)
-                template = box[0]
-        return template
+                value = box[0]
+        return value
 
-    def _finish_logs(self) -> None:
-        """Close the side logs; with several ranks, rank 0 merges the per-rank files (after a barrier)."""
-        log = self.frame_source.log
-        if log is None:
+    def _finish_side_log(self) -> None:
+        """Close the side log; with several ranks, rank 0 merges the per-rank files (after a barrier)."""
+        side_log, self.side_log = self.side_log, None
+        if side_log is None:
             return
-        log.close()
+        side_log.close()
         if self.world_size <= 1:
             return
         self._barrier()
         if self.rank == 0:
-            merge_rank_logs(log.template)
+            merge_rank_logs(side_log.template)
         self._barrier()
 
     def _barrier(self) -> None:
@@ -390,22 +364,3 @@ class TspoLmms(lmms):
             dist.barrier()
         elif getattr(self, "accelerator", None) is not None:
             self.accelerator.wait_for_everyone()
-
-
-def merge_rank_logs(template: str) -> list[Path]:
-    """Merge the ``.rank<r>`` side logs of ``template`` (every task) into one file per task."""
-    import glob
-    import re
-
-    from tspo_eval.frame_index_cache.index_store import merge_index_files
-
-    groups: dict[str, list[Path]] = {}
-    for name in glob.glob(template.replace("{task}", "*").replace("{rank}", "*")):
-        merged = re.sub(r"\.rank\d+(?=\.jsonl$|$)", "", name)
-        groups.setdefault(merged, []).append(Path(name))
-    for merged, parts in sorted(groups.items()):
-        count = merge_index_files(sorted(parts), merged)
-        for part in parts:
-            part.unlink(missing_ok=True)
-        logger.info(f"merged {len(parts)} rank logs into {merged} ({count} questions)")
-    return [Path(m) for m in sorted(groups)]

@@ -1,9 +1,10 @@
 """lmms-eval model ``llava_vid_tspo``: LLaVA-Video fed TSPO frames, two backends chosen from the checkpoint.
 
 * ``hf`` - transformers' ``LlavaOnevisionForConditionalGeneration`` (config ``model_type:
-  llava_onevision``, e.g. ``llava-hf/LLaVA-Video-7B-Qwen2-hf``): the selected frames go to the
-  processor as one video and the prompt carries LLaVA-Video's time preamble with the *selected*
-  frames' real times (``add_time_instruction=true`` by default).
+  llava_onevision``, e.g. ``llava-hf/LLaVA-Video-7B-Qwen2-hf``) through the generic
+  :class:`~tspo_eval.model_adapters.lmms_eval_hf_video.HFVideoTSPO` (this class is its preset):
+  the selected frames go to the processor as one video and the prompt carries LLaVA-Video's time
+  preamble with the *selected* frames' true times (``add_time_instruction=true`` by default).
 * ``llava`` - the original LLaVA-NeXT checkpoint (``lmms-lab/LLaVA-Video-7B-Qwen2``, config
   ``model_type: llava_qwen``) through lmms-eval's own ``llava_vid`` model, with its
   ``load_video`` replaced by our frame source.  Needs the LLaVA-NeXT ``llava`` package (not on
@@ -18,22 +19,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from loguru import logger
 
 from tspo_eval.errors import CheckpointError, InputError, TspoEvalError
 from tspo_eval.model_adapters.lmms_eval_common import (
     TspoLmms,
     doc_question,
     doc_video,
-    generation_settings,
-    hf_load_kwargs,
     init_params,
     pop_tspo_options,
     reject_unknown,
-    time_instruction,
 )
+from tspo_eval.model_adapters.lmms_eval_hf_video import HFVideoTSPO
 
 BACKENDS = ("auto", "hf", "llava")
 #: config model_type values of original LLaVA-NeXT checkpoints (served by lmms-eval's llava_vid)
@@ -113,64 +109,46 @@ class LlavaNextFrames:
         return output, self.error
 
 
-class LlavaVidTSPO(TspoLmms):
+class LlavaVidTSPO(HFVideoTSPO):
     """LLaVA-Video with TSPO/index/uniform frames (see the module doc for the two backends).
 
-    model_args beside the TSPO ones: ``pretrained``, ``backend``, ``device_map``, ``dtype``/
-    ``torch_dtype``, ``attn_implementation``, ``max_new_tokens`` (overrides the task's),
-    ``use_cache``, ``add_time_instruction`` (default true), ``system_prompt``, ``selection_log``;
-    with ``backend=llava`` also the arguments of lmms-eval's ``llava_vid`` (``conv_template``,
+    model_args beside the TSPO ones: ``backend`` and those of :class:`HFVideoTSPO`; with
+    ``backend=llava`` also the arguments of lmms-eval's ``llava_vid`` (``conv_template``,
     ``mm_spatial_pool_stride``, ...).
     """
 
     model_name = "llava_vid_tspo"
+    default_pretrained = "llava-hf/LLaVA-Video-7B-Qwen2-hf"
+    accepted_model_types = ("llava_onevision",)
+    default_max_new_tokens = 1024
 
-    def __init__(
-        self,
-        pretrained: str = "llava-hf/LLaVA-Video-7B-Qwen2-hf",
-        backend: str = "auto",
-        device: str | None = None,
-        device_map: str | None = None,
-        batch_size: int | str = 1,
-        dtype: str = "auto",
-        torch_dtype: str | None = None,
-        attn_implementation: str | None = None,
-        max_new_tokens: int | None = None,
-        use_cache: bool = True,
-        add_time_instruction: bool = True,
-        system_prompt: str | None = None,
-        selection_log: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__()
-        kwargs.pop("max_batch_size", None)
-        tspo_options = pop_tspo_options(kwargs, self.model_name)
+    def __init__(self, pretrained: str = "llava-hf/LLaVA-Video-7B-Qwen2-hf", backend: str = "auto",
+                 **kwargs: Any) -> None:
         if backend not in BACKENDS:
             raise InputError(f"{self.model_name}: backend={backend!r} is not one of {', '.join(BACKENDS)}")
         self.backend = checkpoint_backend(pretrained) if backend == "auto" else backend
-        self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None
-        self.use_cache, self.add_time_instruction = bool(use_cache), bool(add_time_instruction)
-        self.system_prompt = system_prompt
         self.delegate: LlavaNextFrames | None = None
-        if self.backend == "llava":
-            inner = self._load_llava_next(pretrained, kwargs, tspo_options, device, device_map, batch_size,
-                                          torch_dtype or dtype, attn_implementation)
-            self._setup_frames(tspo_options, selection_log)
-            self.delegate = LlavaNextFrames(inner, self.frame_source)
+        if self.backend == "hf":
+            super().__init__(pretrained=pretrained, **kwargs)
             return
-        reject_unknown(self.model_name, kwargs, init_params(type(self)))
-        from transformers import AutoProcessor, LlavaOnevisionForConditionalGeneration
+        TspoLmms.__init__(self)
+        self._init_llava_next(pretrained, **kwargs)
 
-        from tspo_eval.agent.devices import resolve_dtype
-
-        self._setup_runtime(device, batch_size)
-        placement = str(self._device) if self.world_size > 1 or not device_map else device_map
-        self._model = LlavaOnevisionForConditionalGeneration.from_pretrained(
-            pretrained, **hf_load_kwargs(resolve_dtype(torch_dtype or dtype, self._device), placement, attn_implementation)
-        ).eval()
-        self.processor = AutoProcessor.from_pretrained(pretrained)
-        self._tokenizer = self.processor.tokenizer
+    def _init_llava_next(self, pretrained: str, device: str | None = None, device_map: str | None = None,
+                         batch_size: int | str = 1, dtype: str = "auto", torch_dtype: str | None = None,
+                         attn_implementation: str | None = None, max_new_tokens: int | None = None,
+                         use_cache: bool = True, add_time_instruction: bool | None = None,
+                         selection_log: str | None = None, **kwargs: Any) -> None:
+        """The original LLaVA-NeXT backend: lmms-eval's ``llava_vid`` with our frames."""
+        kwargs.pop("max_batch_size", None)
+        tspo_options = pop_tspo_options(kwargs, self.model_name)
+        self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None
+        self.use_cache = bool(use_cache)
+        self.add_time_instruction = True if add_time_instruction is None else bool(add_time_instruction)
+        inner = self._load_llava_next(pretrained, kwargs, tspo_options, device, device_map, batch_size,
+                                      torch_dtype or dtype, attn_implementation)
         self._setup_frames(tspo_options, selection_log)
+        self.delegate = LlavaNextFrames(inner, self.frame_source)
 
     def _load_llava_next(self, pretrained: str, extra: dict[str, Any], tspo_options: dict[str, Any], device: Any,
                          device_map: Any, batch_size: Any, dtype: str, attn_implementation: str | None):
@@ -181,7 +159,7 @@ class LlavaVidTSPO(TspoLmms):
 
         accepted = set(init_params(LlavaVid))
         reject_unknown(self.model_name, {k: v for k, v in extra.items() if k not in accepted},
-                       [*init_params(type(self)), *sorted(accepted)])
+                       [*init_params(HFVideoTSPO), "backend", *sorted(accepted)])
         torch_dtype = {"auto": "bfloat16", "bf16": "bfloat16", "fp16": "float16"}.get(str(dtype), str(dtype))
         args: dict[str, Any] = {"conv_template": "qwen_1_5", **extra, "pretrained": pretrained,
                                 "max_frames_num": int(tspo_options.get("num_frames", 64)),
@@ -198,46 +176,27 @@ class LlavaVidTSPO(TspoLmms):
         self.batch_size_per_gpu = 1
         return inner
 
-    def _answer_request(self, request: Any) -> str:
+    def _answer_requests(self, chunk: Any) -> list[str]:
         if self.delegate is None:
-            return super()._answer_request(request)
+            return super()._answer_requests(chunk)
+        return [self._answer_with_llava_next(request) for request in chunk]
+
+    def _answer_with_llava_next(self, request: Any) -> str:
         context, _, doc_to_visual, doc_id, task, split = request.args[:6]
         doc = self.task_dict[task][split][doc_id]
         question, qid = doc_question(task, doc, doc_id, context)
         try:
             doc_video(task, doc_id, doc, doc_to_visual)
         except TspoEvalError as exc:
-            self.failures.add(task, qid, exc)
+            self._record_failure(task, qid, exc)
             return ""
+        self.frame_source.last_record = None
         answer, error = self.delegate.answer(request, question, qid, task)
         if error is not None:
-            self.failures.add(task, qid, error)
+            self._record_failure(task, qid, error)
             return ""
-        return answer
-
-    def _answer(self, context: str, frames: np.ndarray, result: Any, gen_kwargs: dict) -> str:
-        """Generate with the HF LLaVA-OneVision model from the prompt and frames uint8 [K,H,W,3]."""
-        text = context.replace("<image>", "").replace("<video>", "").strip()
-        if self.add_time_instruction:
-            text = time_instruction(result) + "\n" + text
-        messages = []
-        if self.system_prompt:
-            messages.append({"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
-        messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
-        prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        logger.debug(f"{self.model_name} prompt: {prompt!r}")
-        extra = {"do_sample_frames": False} if hasattr(getattr(self.processor, "video_processor", None), "do_sample_frames") else {}
-        inputs = self.processor(text=[prompt], videos=[np.ascontiguousarray(frames)], return_tensors="pt", **extra)
-        device = next(self._model.parameters()).device
-        inputs = inputs.to(device)
-        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self._model.dtype)
-        settings = generation_settings(gen_kwargs, 1024, self.max_new_tokens)
-        with torch.inference_mode():
-            output = self._model.generate(**inputs, eos_token_id=self._tokenizer.eos_token_id,
-                                          pad_token_id=self._tokenizer.pad_token_id, use_cache=self.use_cache,
-                                          **settings)
-        answer = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0].strip()
-        logger.debug(f"{self.model_name}: {len(frames)} frames -> {answer!r}")
+        if self.frame_source.last_record is not None:  # llava_vid asked for our frames
+            self._record_frames(task, qid, self.frame_source.last_record)
         return answer
 
 

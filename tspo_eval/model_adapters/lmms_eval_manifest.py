@@ -13,13 +13,15 @@ _ADAPTERS = "tspo_eval.model_adapters"
 
 #: model id -> (simple class path, aliases)
 MODELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hf_video_tspo": (f"{_ADAPTERS}.lmms_eval_hf_video.HFVideoTSPO", ()),
+    "qwen2_5_vl_tspo": (f"{_ADAPTERS}.lmms_eval_hf_video.Qwen2_5_VL_TSPO", ("qwen_2_5_vl_tspo",)),
+    "qwen3_vl_tspo": (f"{_ADAPTERS}.lmms_eval_hf_video.Qwen3_VL_TSPO", ()),
     "llava_vid_tspo": (f"{_ADAPTERS}.lmms_eval_llava_vid.LlavaVidTSPO", ()),
-    "qwen2_5_vl_tspo": (f"{_ADAPTERS}.lmms_eval_qwen2_5_vl.Qwen2_5_VL_TSPO", ("qwen_2_5_vl_tspo",)),
 }
 
 
 def model_manifests() -> list[Any]:
-    """The ``ModelManifest`` list lmms-eval registers: ``llava_vid_tspo``, ``qwen2_5_vl_tspo`` (+ alias)."""
+    """The ``ModelManifest`` list lmms-eval registers: every model of :data:`MODELS` (+ aliases)."""
     from lmms_eval.models.registry_v2 import ModelManifest
 
     return [

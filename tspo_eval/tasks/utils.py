@@ -7,6 +7,11 @@ MLVU, LVBENCH, SYNTHETIC; see docs/benchmarks.md) or the YAML's ``dataset_kwargs
 when nothing is set. Scoring uses ``tspo_eval.benchmarks`` (answer rule from
 ``TSPO_EVAL_ANSWER_RULE``, seed ``TSPO_EVAL_ANSWER_SEED``); a missing video is logged by name
 and scored as a failure, and the run goes on.
+
+Each sample's metric dict also carries the frames its answer used (``frames``: an IndexRecord
+dict, or None; ``frames_error`` when the video failed), read from the answering model's
+in-process record (:data:`tspo_eval.frame_records.FRAME_BOOK`): lmms-eval scores a rank's
+documents in the process that answered them, so the samples file of a run is self-contained.
 """
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lmms_eval.api.task import ConfigurableTask
 from loguru import logger
 
-from lmms_eval.api.task import ConfigurableTask
 from tspo_eval.benchmarks import QuestionRecord, extract_answer, get_benchmark
 from tspo_eval.benchmarks.answers import parse_letter
 from tspo_eval.benchmarks.scoring import report_from_outcomes
 from tspo_eval.errors import InputError
+from tspo_eval.frame_records import FRAME_BOOK
 
 METRIC = "tspo_accuracy"
 MACRO_METRIC = "tspo_macro_accuracy"
@@ -39,7 +45,10 @@ def _synthetic_default() -> tuple[Path, Path]:
     from filelock import FileLock
     from platformdirs import user_cache_dir
 
-    from tspo_eval.testing.synthetic_benchmark import ANNOTATION_NAME, build_synthetic_benchmark
+    from tspo_eval.testing.synthetic_benchmark import (
+        ANNOTATION_NAME,
+        build_synthetic_benchmark,
+    )
 
     root = Path(os.environ.get("TSPO_EVAL_CACHE_DIR") or user_cache_dir("tspo-eval")) / "synthetic_benchmark"
     root.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,17 @@ class TspoBenchmarkTask(ConfigurableTask):
 
     def __init__(self, config: dict | None = None, **kwargs: Any) -> None:
         config = {k: v for k, v in dict(config or {}).items() if k != "class"}
+        self._frames_since = FRAME_BOOK.mark()  # frames recorded before this task existed belong to another run
         super().__init__(config=config, **kwargs)
+
+    def process_results(self, doc: dict[str, Any], results: list[Any], full_docs: Any = None) -> dict[str, Any]:
+        """The YAML's ``process_results`` metric dicts, plus the frames the answer used.
+
+        The frames are looked up by (this task's name, the doc's question id): the key the
+        TSPO models record them under (the request's task name and the doc's id field).
+        """
+        metrics = super().process_results(doc, results, full_docs)
+        return add_frames(metrics, str(self.config.task), doc, self._frames_since)
 
     def download(self, dataset_kwargs: dict | None = None) -> None:
         import datasets
@@ -159,6 +178,14 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, dict[s
     if bench.macro_breakdown:
         out[MACRO_METRIC] = metric
     return out
+
+
+def add_frames(metrics: dict[str, Any], task: str, doc: dict[str, Any], since: int = 0) -> dict[str, Any]:
+    """``metrics`` with ``frames`` (and ``frames_error``) added to each per-sample metric dict."""
+    entry = FRAME_BOOK.entry(task, str(doc["question_id"]), since)
+    for value in {id(v): v for v in metrics.values() if isinstance(v, dict)}.values():
+        value.update(entry)
+    return metrics
 
 
 def _report(results: list[dict[str, Any]]):
