@@ -51,10 +51,11 @@ def batch(scorer, annotations: Path, videos: Path, out: Path, cache_dir: Path, n
     from tspo_eval.frame_index_cache import FeatureCache
     from tspo_eval.precompute import PrecomputeOptions, precompute
     from tspo_eval.selection import FrameSelector
+    from tspo_eval.selector_options import SelectorOptions
 
     selector = FrameSelector(scorer, cache=FeatureCache(cache_dir), decoder=decoder)
-    options = PrecomputeOptions("synthetic", annotations, videos, out, num_frames=num_frames, strategy=strategy,
-                                decoder=decoder, progress=False)
+    options = PrecomputeOptions("synthetic", annotations, videos, out,
+                                SelectorOptions(num_frames=num_frames, strategy=strategy, decoder=decoder), progress=False)
     return precompute(options, selector=selector)
 
 

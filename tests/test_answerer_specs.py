@@ -4,11 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tspo_eval.answering import Answerer, AnswerRequest
+from tspo_eval.answering.spec import (
+    ANSWERER_FACTORIES,
+    build_answerer,
+    parse_answerer_spec,
+)
+from tspo_eval.answering.synthetic_reader import UNREADABLE
 from tspo_eval.benchmarks import get_benchmark
 from tspo_eval.errors import InputError
-from tspo_eval.answering import Answerer, AnswerRequest
-from tspo_eval.answering.spec import ANSWERER_FACTORIES, build_answerer, parse_answerer_spec
-from tspo_eval.answering.synthetic_reader import UNREADABLE
 from tspo_eval.training.rewards import answer_reward, inside_spans
 
 

@@ -14,15 +14,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tspo_eval.answering import FAMILIES, AnswerRequest, GenerationSettings, family_for, time_instruction
+from tspo_eval.answering import (
+    FAMILIES,
+    AnswerRequest,
+    GenerationSettings,
+    family_for,
+    time_instruction,
+)
 from tspo_eval.answering.hf_video import HFVideoAnswerer, video_metadata
 from tspo_eval.errors import CheckpointError, InputError
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    from tspo_eval.testing.tiny_vlm_families import build_tiny_internvl, build_tiny_qwen3_vl, build_tiny_smolvlm2
-    from tspo_eval.testing.tiny_vlms import build_tiny_llava_onevision, build_tiny_qwen2_5_vl
+    from tspo_eval.testing.tiny_vlm_families import (
+        build_tiny_internvl,
+        build_tiny_qwen3_vl,
+        build_tiny_smolvlm2,
+    )
+    from tspo_eval.testing.tiny_vlms import (
+        build_tiny_llava_onevision,
+        build_tiny_qwen2_5_vl,
+    )
 
     root = tmp_path_factory.mktemp("answering_vlms")
     builders = {"qwen2_5_vl": build_tiny_qwen2_5_vl, "llava_onevision": build_tiny_llava_onevision,

@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from tspo_eval.atomic_files import atomic_output, atomic_write, current_umask, default_file_mode
-from tspo_eval.frame_index_cache import FeatureCache
-from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter, merge_index_files, write_index
+from tspo_eval.atomic_files import (
+    atomic_output,
+    atomic_write,
+    current_umask,
+    default_file_mode,
+)
+from tspo_eval.frame_index_cache import CacheKey, FeatureCache
+from tspo_eval.frame_index_cache.index_store import (
+    IndexRecord,
+    IndexWriter,
+    merge_index_files,
+    write_index,
+)
 
 
 @pytest.fixture
@@ -79,8 +89,9 @@ def test_explicit_mode(tmp_path: Path) -> None:
 def test_cache_entries_and_index_files_are_group_and_world_readable(tmp_path: Path, umask) -> None:
     umask(0o022)
     cache = FeatureCache(tmp_path / "cache")
-    parts = ("video-fp", 10, 4, "encoder-fp|decoder=pyav")
-    cache.save(cache.key(*parts), torch.zeros(4, 8), cache.key_metadata(*parts))
+    key = CacheKey(video_fingerprint="video-fp", candidate_stride=10, num_candidates=4, encoder_fingerprint="encoder-fp",
+                   decoder="pyav")
+    cache.save(key, torch.zeros(4, 8))
     [entry] = cache.entries()
     assert _mode(entry) == 0o644
 
@@ -100,7 +111,8 @@ def test_cache_entries_and_index_files_are_group_and_world_readable(tmp_path: Pa
 def test_group_writable_umask_gives_group_writable_files(tmp_path: Path, umask) -> None:
     umask(0o002)  # a team's shared cache folder: members may also replace each other's entries
     cache = FeatureCache(tmp_path / "cache")
-    parts = ("video-fp", 10, 4, "encoder-fp|decoder=pyav")
-    cache.save(cache.key(*parts), torch.zeros(4, 8), cache.key_metadata(*parts))
+    key = CacheKey(video_fingerprint="video-fp", candidate_stride=10, num_candidates=4, encoder_fingerprint="encoder-fp",
+                   decoder="pyav")
+    cache.save(key, torch.zeros(4, 8))
     [entry] = cache.entries()
     assert _mode(entry) == 0o664

@@ -11,7 +11,11 @@ import pandas as pd
 import pytest
 
 from tspo_eval.benchmarks import get_benchmark
-from tspo_eval.benchmarks.vlmevalkit_tsv import MLVU_PREFIXES, build_vlmevalkit_tsv, format_tsv
+from tspo_eval.benchmarks.vlmevalkit_tsv import (
+    MLVU_PREFIXES,
+    build_vlmevalkit_tsv,
+    format_tsv,
+)
 
 # The md5 VLMEvalKit's LongVideoBench / VideoMME classes compare their generated TSV against.
 VLMEVALKIT_MD5 = {"longvideobench": "82905eae3a5ae7383c5a8ee9655e1ab9", "videomme": "85bdd91f9b29a99354c23b97ab7c113c"}

@@ -10,15 +10,16 @@ from pathlib import Path
 import torch
 
 from tspo_eval.cli import main
-from tspo_eval.frame_index_cache import FeatureCache
+from tspo_eval.frame_index_cache import CacheKey, FeatureCache
 from tspo_eval.frame_index_cache.feature_cache import ENV_VAR
 
 
 def _fill(root: Path, n: int) -> int:
     cache = FeatureCache(root)
     for i in range(n):
-        parts = (f"v1-{i}-video", 30, 4 + i, "enc")
-        cache.save(cache.key(*parts), torch.ones(4 + i, 768), cache.key_metadata(*parts))
+        key = CacheKey(video_fingerprint=f"v1-{i}-video", candidate_stride=30, num_candidates=4 + i,
+                       encoder_fingerprint="enc", decoder="pyav")
+        cache.save(key, torch.ones(4 + i, 768))
     return cache.info()["bytes"]
 
 

@@ -11,6 +11,10 @@ from PIL import Image
 from tspo_eval.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: the keys of ``select --json``, in order (as written before SelectionResult derived its frame fields)
+JSON_KEYS = ["video", "question", "frame_indices", "timestamps", "candidate_indices", "scores", "selected_positions",
+             "strategy", "scorer", "num_candidates", "fps", "avg_fps", "n_frames", "agent_fingerprint",
+             "clip_fingerprint", "feature_cache_hit", "candidate_timestamps", "decoder"]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,7 @@ def test_json_and_pictures(capsys, tmp_path: Path, video: Path, tiny_agent_dir: 
     result = json.loads(out)
     for key in ("frame_indices", "timestamps", "candidate_indices", "scores", "strategy", "num_candidates", "fps"):
         assert key in result
+    assert list(result) == JSON_KEYS  # the --json layout older tools read, unchanged
     assert result["candidate_indices"] == list(range(0, 360, 30)) and result["num_candidates"] == 12
     assert result["strategy"] == "bin-max" and result["fps"] == 1.0 and len(result["scores"]) == 12
     assert len(result["frame_indices"]) == 4 and result["frame_indices"] == sorted(result["frame_indices"])

@@ -118,7 +118,7 @@ VMME_ROWS = [
 
 
 def test_convert_counts_tsv_rows_not_lines(tmp_path: Path, capsys) -> None:
-    import pandas as pd   # what VLMEvalKit reads the TSV with
+    import pandas as pd  # what VLMEvalKit reads the TSV with
 
     annotations = tmp_path / "videomme.json"
     annotations.write_text(json.dumps(VMME_ROWS), encoding="utf-8")

@@ -103,3 +103,21 @@ def test_load_scorer_errors(tmp_path: Path, tiny_agent_dir: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(CheckpointError, match="not a CLIP"):
         ClipScorer.from_spec(tmp_path, device="cpu")
+
+
+def test_every_scorer_kind_satisfies_the_scorer_protocol(tiny_agent: TemporalAgent, tiny_agent_dir: Path,
+                                                         tiny_open_clip: str, frames: np.ndarray) -> None:
+    """TSPO, the agent's CLIP, an HF CLIP folder and an open_clip model are all ``Scorer``s, and
+    FrameSelector takes each of them as it is."""
+    from tspo_eval.agent import Scorer
+    from tspo_eval.selection import FrameSelector
+
+    scorers = [tiny_agent, ClipScorer.from_agent(tiny_agent), ClipScorer.from_spec(tiny_agent_dir, device="cpu"),
+               ClipScorer.from_spec(tiny_open_clip, device="cpu")]
+    for scorer in scorers:
+        assert isinstance(scorer, Scorer), type(scorer)
+        assert FrameSelector(scorer, cache=False).scorer is scorer
+        assert scorer.device == torch.device("cpu") and scorer.name in ("tspo", "clip")
+        feats = scorer.encode_frames(frames, batch_size=4)
+        scores = scorer.score(feats, scorer.encode_text("What is shown?"))
+        assert scores.shape == (len(frames),) and scorer.select(scores, 2, "topk").shape == (2,)

@@ -14,7 +14,6 @@ from tspo_eval.frame_source import (
     FrameSource,
     FrameSourceOptions,
     SelectionLog,
-    benchmark_for_task,
 )
 from tspo_eval.video import decode_frames
 
@@ -30,7 +29,7 @@ def video(make_video) -> Path:
 def tspo_source(tiny_agent_dir, tmp_path_factory) -> FrameSource:
     cache = tmp_path_factory.mktemp("fs_cache")
     return FrameSource.from_options("tspo", tspo_path=str(tiny_agent_dir), num_frames=4, feature_cache=str(cache),
-                                    device="cpu")
+                                    tspo_device="cpu")
 
 
 def _uniform_expected(n_frames: int, avg_fps: float, k: int) -> list[int]:
@@ -38,15 +37,6 @@ def _uniform_expected(n_frames: int, avg_fps: float, k: int) -> list[int]:
     grid = np.arange(0, n_frames, max(1, round(avg_fps)))
     positions = np.unique(np.round(np.linspace(0, len(grid) - 1, k)).astype(int))
     return [int(grid[p]) for p in positions]
-
-
-def test_benchmark_for_task_names():
-    assert benchmark_for_task("longvideobench_val_v") == "longvideobench"
-    assert benchmark_for_task("videomme_w_subtitle") == "videomme"
-    assert benchmark_for_task("mlvu_dev") == "mlvu"
-    assert benchmark_for_task("lvbench") == "lvbench"
-    assert benchmark_for_task("tspo_synthetic") == "synthetic"
-    assert benchmark_for_task("my_task") == "my_task"
 
 
 @pytest.mark.parametrize(
@@ -119,7 +109,9 @@ def test_index_mode_uses_exactly_the_indexed_frames(video, tmp_path):
     frames, result = source.frames_for(video, "q", "a", "tspo_synthetic")
     assert result.frame_indices == [3, 17, 44, 80]  # off the 1 fps grid: taken as they are
     assert result.timestamps == pytest.approx([0.3, 1.7, 4.4, 8.0])
-    assert result.agent_fingerprint == "agentfp" and result.selected_positions == []
+    # off the grid, the indexed frames are the candidates themselves (no scores)
+    assert result.agent_fingerprint == "agentfp" and result.selected_positions == [0, 1, 2, 3]
+    assert result.candidate_indices == [3, 17, 44, 80] and result.scores == [] and result.encoder_fingerprint == "clipfp"
     np.testing.assert_array_equal(frames, decode_frames(video, [3, 17, 44, 80]))
     assert source.frames_for(video, "q", "short", "tspo_synthetic")[1].frame_indices == [5, 60]  # short=keep
     _, fallback = source.frames_for(video, "q", "not-there", "tspo_synthetic")  # missing=uniform

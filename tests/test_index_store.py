@@ -11,7 +11,15 @@ import pytest
 
 from tspo_eval.errors import AnnotationError, InputError
 from tspo_eval.frame_index_cache.index_files import read_index
-from tspo_eval.frame_index_cache.index_store import FLAG_SHORT, IndexRecord, IndexWriter, merge_index_files, record_sort_key, sort_records, write_index
+from tspo_eval.frame_index_cache.index_store import (
+    FLAG_SHORT,
+    IndexRecord,
+    IndexWriter,
+    merge_index_files,
+    record_sort_key,
+    sort_records,
+    write_index,
+)
 from tspo_eval.index_diff import diff_indices, span_frame_fraction
 
 
@@ -45,14 +53,19 @@ def test_from_dict_names_the_problem():
 
 
 def test_from_selection_uses_result_fields():
-    from types import SimpleNamespace
+    from tspo_eval.selection_result import SelectionResult
+    from tspo_eval.video import VideoMetadata
 
-    result = SimpleNamespace(frame_indices=[5, 15], candidate_indices=[0, 5, 10, 15], avg_fps=5.0, fps=1.0,
-                             n_frames=20, strategy="bin-max", scorer="clip", agent_fingerprint="a",
-                             clip_fingerprint="c")
+    meta = VideoMetadata(path="v.mp4", n_frames=20, avg_fps=5.0, duration=4.0, width=8, height=8, decoder="pyav")
+    result = SelectionResult.from_candidates(
+        video="/data/v.mp4", question="q", metadata=meta, candidates=[0, 5, 10, 15],
+        candidate_times=[0.0, 1.0, 2.0, 3.0], positions=[1, 3], scores=[0.1, 0.9, 0.2, 0.8], strategy="bin-max", scorer="clip", fps=1.0,
+        agent_fingerprint="a", encoder_fingerprint="c")
     record = IndexRecord.from_selection(result, "lvbench", "42", "v.mp4", num_frames=4)
     assert record.candidate_stride == 5 and record.timestamps == [1.0, 3.0]
     assert record.flags == [FLAG_SHORT] and record.question_id == "42"
+    assert record.frame_indices == [5, 15] and record.n_frames == 20 and record.avg_fps == 5.0
+    assert record.clip_fingerprint == "c" == record.to_dict()["clip_fingerprint"]  # the encoder fingerprint, old name
 
 
 def test_writer_skips_done_ids_and_cuts_torn_line(tmp_path: Path):

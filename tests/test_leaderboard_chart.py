@@ -10,7 +10,11 @@ import pytest
 from PIL import Image
 
 from tspo_eval.leaderboard.board import build_leaderboard
-from tspo_eval.leaderboard.chart import axis_limits, leaderboard_figure, plot_leaderboard
+from tspo_eval.leaderboard.chart import (
+    axis_limits,
+    leaderboard_figure,
+    plot_leaderboard,
+)
 from tspo_eval.leaderboard.published import published_results
 from tspo_eval.leaderboard.runs import load_all
 from tspo_eval.leaderboard.synthetic_runs import write_lmms_eval_run

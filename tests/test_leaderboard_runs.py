@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from tspo_eval.errors import AnnotationError, InputError
-from tspo_eval.leaderboard.runs import assign_names, load_all, load_runs, parse_model_args, short_model_name
+from tspo_eval.leaderboard.runs import (
+    assign_names,
+    load_all,
+    load_runs,
+    parse_model_args,
+    short_model_name,
+)
 from tspo_eval.leaderboard.synthetic_runs import write_lmms_eval_run
 
 OUTCOMES = {"a1": True, "a2": False, "a3": True}

@@ -9,7 +9,12 @@ import pytest
 
 from tspo_eval.errors import InputError
 from tspo_eval.frame_index_cache.index_store import IndexRecord, write_index
-from tspo_eval.leaderboard.span_hits import build_span_board, frame_hits, summarize, uniform_times
+from tspo_eval.leaderboard.span_hits import (
+    build_span_board,
+    frame_hits,
+    summarize,
+    uniform_times,
+)
 from tspo_eval.leaderboard.span_tables import write_span_outputs
 
 

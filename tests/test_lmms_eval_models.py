@@ -174,8 +174,9 @@ def test_logged_frames_equal_tspo_eval_select(qwen_tspo, synthetic, tiny_agent_d
     assert qwen_tspo.frames[qid].timestamps == pytest.approx(selected["timestamps"])
     # every other question: the same selector in-process (as `tspo-eval select` builds it)
     from tspo_eval.selection import FrameSelector
+    from tspo_eval.selector_options import SelectorOptions
 
-    selector = FrameSelector.from_options(agent=str(tiny_agent_dir), device="cpu", cache_dir=str(feature_cache))
+    selector = FrameSelector.build(SelectorOptions(agent=str(tiny_agent_dir), device="cpu", cache_dir=str(feature_cache)))
     for other, row in synthetic.rows.items():
         expected = selector.select(synthetic.videos / row["video"], row["question"], num_frames=K, strategy="topk")
         assert qwen_tspo.frames[other].frame_indices == expected.frame_indices, other
@@ -229,8 +230,8 @@ def test_index_mode_through_the_alias_logs_exactly_the_indexed_frames(lmms_env, 
 
 
 def test_unknown_model_args_are_clear_errors(tiny_vlms):
-    from tspo_eval.model_adapters.lmms_eval_llava_vid import LlavaVidTSPO
     from tspo_eval.model_adapters.lmms_eval_hf_video import Qwen2_5_VL_TSPO
+    from tspo_eval.model_adapters.lmms_eval_llava_vid import LlavaVidTSPO
 
     with pytest.raises(InputError, match="qwen2_5_vl_tspo: unknown model_args bogus"):
         Qwen2_5_VL_TSPO(pretrained=str(tiny_vlms["qwen"]), bogus=1)

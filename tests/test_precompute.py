@@ -17,6 +17,7 @@ from tspo_eval.benchmarks import get_benchmark
 from tspo_eval.cli import main
 from tspo_eval.frame_index_cache.index_files import read_index
 from tspo_eval.precompute import PrecomputeOptions, failures_path, plan_jobs, precompute
+from tspo_eval.selector_options import SelectorOptions
 
 N_VIDEOS, PER_VIDEO, K = 4, 3, 8
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,8 @@ def test_questions_of_a_video_share_one_encode(synth, scorer, reference, tmp_pat
     counting = CountingScorer(scorer)
     selector = FrameSelector(counting, cache=False)
     out = tmp_path / "index.jsonl"
-    report = precompute(PrecomputeOptions("synthetic", annotations, videos, out, num_frames=K, progress=False),
+    report = precompute(PrecomputeOptions("synthetic", annotations, videos, out, SelectorOptions(num_frames=K),
+                                          progress=False),
                         selector=selector)
     candidates = 0
     for name in sorted(os.listdir(videos)):
@@ -126,6 +128,7 @@ SLOW_RUN = """
 import sys, time
 from tspo_eval.precompute import PrecomputeOptions, precompute
 from tspo_eval.selection import FrameSelector
+from tspo_eval.selector_options import SelectorOptions
 
 class SlowSelector(FrameSelector):
     def select_many(self, *args, **kwargs):
@@ -133,8 +136,10 @@ class SlowSelector(FrameSelector):
         return super().select_many(*args, **kwargs)
 
 annotations, videos, out, agent = sys.argv[1:5]
-selector = SlowSelector.from_options(agent=agent, device="cpu", cache=False)
-precompute(PrecomputeOptions("synthetic", annotations, videos, out, num_frames=NUM_FRAMES, progress=False),
+from tspo_eval.agent import load_scorer
+selector = SlowSelector(load_scorer(agent=agent, device="cpu"), cache=False)
+precompute(PrecomputeOptions("synthetic", annotations, videos, out, SelectorOptions(num_frames=NUM_FRAMES),
+                             progress=False),
            selector=selector)
 """.replace("NUM_FRAMES", str(K))
 

@@ -9,7 +9,11 @@ import pytest
 from tspo_eval.cli import main
 from tspo_eval.errors import InputError
 from tspo_eval.frame_index_cache.index_files import read_index
-from tspo_eval.frame_index_cache.index_store import FLAG_IMPORTED, FLAG_SHORT, write_index
+from tspo_eval.frame_index_cache.index_store import (
+    FLAG_IMPORTED,
+    FLAG_SHORT,
+    write_index,
+)
 from tspo_eval.frame_index_cache.published import (
     detect_benchmark,
     export_published,

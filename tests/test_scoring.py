@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tspo_eval.benchmarks import extract_answer, get_benchmark, load_predictions, score_predictions
+from tspo_eval.benchmarks import (
+    extract_answer,
+    get_benchmark,
+    load_predictions,
+    score_predictions,
+)
 from tspo_eval.errors import InputError
 
 

@@ -13,7 +13,12 @@ import torch
 
 from tspo_eval.errors import InputError, VideoError
 from tspo_eval.frame_index_cache import FeatureCache
-from tspo_eval.selection import FrameSelector, SelectionResult, _prefetch, uniform_selection
+from tspo_eval.selection import (
+    FrameSelector,
+    SelectionResult,
+    _prefetch,
+    uniform_selection,
+)
 from tspo_eval.video import candidate_grid, decode_frames, open_video
 
 QUESTIONS = [
@@ -32,6 +37,7 @@ class CountingScorer:
         self.threads: set[str] = set()
         for attr in ("name", "fingerprint", "encoder_fingerprint"):
             setattr(self, attr, getattr(inner, attr))
+        self.device = None  # unknown (tests set it)
 
     def encode_frames(self, frames, batch_size: int = 32):
         self.calls.append(len(frames))
@@ -209,14 +215,16 @@ def test_uniform_selection_baseline(video, short_video) -> None:
         uniform_selection(video, num_frames=0)
 
 
-def test_from_options_builds_the_real_scorer(tiny_agent_dir, video, tmp_path) -> None:
-    selector = FrameSelector.from_options(scorer="tspo", agent=str(tiny_agent_dir), device="cpu",
-                                          cache_dir=tmp_path / "c", decoder="pyav")
+def test_selector_options_build_the_real_scorer(tiny_agent_dir, video, tmp_path) -> None:
+    from tspo_eval.selector_options import SelectorOptions
+
+    selector = FrameSelector.build(SelectorOptions(scorer="tspo", agent=str(tiny_agent_dir), device="cpu", cache_dir=tmp_path / "c",
+                               decoder="pyav"))
     result = selector.select(video, QUESTIONS[0], num_frames=3)
     assert selector.cache is not None and selector.cache.root == tmp_path / "c"
     assert selector.cache.info()["entries"] == 1 and result.scorer == "tspo"
-    clip = FrameSelector.from_options(scorer="clip", agent=str(tiny_agent_dir), device="cpu",
-                                      cache_dir=tmp_path / "c", decoder="pyav")
+    clip = FrameSelector.build(SelectorOptions(scorer="clip", agent=str(tiny_agent_dir), device="cpu", cache_dir=tmp_path / "c",
+                           decoder="pyav"))
     clip_result = clip.select(video, QUESTIONS[0], num_frames=3)
     assert clip_result.scorer == "clip" and clip_result.feature_cache_hit  # the agent's CLIP: shared features
     assert clip_result.candidate_indices == result.candidate_indices

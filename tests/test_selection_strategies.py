@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tspo_eval.agent import STRATEGIES, resolve_strategy, select_positions
+from tspo_eval.agent import STRATEGIES, select_positions
 from tspo_eval.agent.selection import bin_max_proposals, select_aks
+from tspo_eval.benchmarks import resolve_strategy
 from tspo_eval.errors import InputError
 
 

@@ -180,7 +180,7 @@ def test_out_of_range_indices_are_input_errors(videos) -> None:
 def test_unknown_and_missing_decoders(videos) -> None:
     with pytest.raises(InputError, match="unknown decoder"):
         open_video(videos["thirty"], "opencv")
-    assert DECODERS == ("auto", "decord", "pyav", "torchcodec")
+    assert DECODERS == ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda")
     if not HAVE_TORCHCODEC:  # the advice names commands that work (tspo-eval itself is not on PyPI)
         with pytest.raises(InputError, match=r"pip install torchcodec .*apt-get install ffmpeg"):
             open_video(videos["thirty"], "torchcodec")
@@ -297,7 +297,7 @@ def test_bad_files_raise_video_error_naming_the_path(bad_files, kind: str, backe
 def test_bad_fps_from_a_backend_is_video_error(bad_files, monkeypatch, avg_fps: float) -> None:
     import decord
 
-    from tspo_eval.video import pyav_backend, probe
+    from tspo_eval.video import probe, pyav_backend
 
     path = bad_files["directory"][0] / "ok.mp4"
     real = probe.probe(path)

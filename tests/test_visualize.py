@@ -10,7 +10,14 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageFont
 
-from tspo_eval.visualize import ELLIPSIS, contact_sheet, fit_lines, load_font, score_figure, score_timeline
+from tspo_eval.visualize import (
+    ELLIPSIS,
+    contact_sheet,
+    fit_lines,
+    load_font,
+    score_figure,
+    score_timeline,
+)
 
 LONG_TITLE = "clip.mp4 | " + " ".join(["What colour is the needle that appears after the man walks in?"] * 5)
 

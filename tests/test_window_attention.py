@@ -6,10 +6,18 @@ import math
 import pytest
 import torch
 
-from tspo_eval.agent.naive_reference import naive_selector_logits, naive_window_mask, naive_windowed_attention
+from tspo_eval.agent.naive_reference import (
+    naive_selector_logits,
+    naive_window_mask,
+    naive_windowed_attention,
+)
 from tspo_eval.agent.positional import positional_encoding
 from tspo_eval.agent.selector_head import SelectorHead
-from tspo_eval.agent.window_attention import window_reach, window_validity, windowed_attention
+from tspo_eval.agent.window_attention import (
+    window_reach,
+    window_validity,
+    windowed_attention,
+)
 from tspo_eval.testing import random_selector_state
 
 RANDOM_T = int(torch.randint(14, 300, (1,), generator=torch.Generator().manual_seed(1234)))

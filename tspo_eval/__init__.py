@@ -15,6 +15,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "ClipScorer": "tspo_eval.agent",
     "load_scorer": "tspo_eval.agent",
     "FrameSelector": "tspo_eval.selection",
+    "SelectorOptions": "tspo_eval.selector_options",
     "SelectionResult": "tspo_eval.selection",
     "FeatureCache": "tspo_eval.frame_index_cache",
     "open_video": "tspo_eval.video",

@@ -83,7 +83,7 @@ class ProcessGroup:
             dist.init_process_group(backend="gloo", init_method="env://", rank=ctx.rank,
                                     world_size=ctx.world_size, timeout=datetime.timedelta(seconds=timeout))
             self._owned = True
-            logger.debug(f"rank {ctx.rank}/{ctx.world_size}: joined the gloo process group")
+            logger.debug("rank {}/{}: joined the gloo process group", ctx.rank, ctx.world_size)
         self._group = dist.new_group(backend="gloo") if not self._owned else None
 
     def barrier(self) -> None:

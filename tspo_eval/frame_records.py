@@ -31,6 +31,7 @@ from loguru import logger
 from tspo_eval.errors import AnnotationError
 from tspo_eval.frame_index_cache.index_files import read_index
 from tspo_eval.frame_index_cache.index_store import IndexRecord
+from tspo_eval.lmms_samples import iter_samples, metric_dicts
 
 #: metric-dict field holding the frames of one answer (an IndexRecord dict, or None)
 FRAMES_KEY = "frames"
@@ -119,10 +120,8 @@ def is_samples_file(path: str | Path) -> bool:
 
 def _frames_of(sample: dict[str, Any]) -> dict[str, Any] | None:
     """The frames dict of one samples line: the first metric dict carrying one (ours: ``tspo_*``)."""
-    for key, value in sorted(sample.items(), key=lambda kv: not kv[0].startswith("tspo")):
-        if isinstance(value, dict) and isinstance(value.get(FRAMES_KEY), dict):
-            return value[FRAMES_KEY]
-    return None
+    return next((metric[FRAMES_KEY] for _, metric in metric_dicts(sample)
+                 if isinstance(metric.get(FRAMES_KEY), dict)), None)
 
 
 def frames_from_samples(path: str | Path) -> dict[str, IndexRecord]:
@@ -131,21 +130,13 @@ def frames_from_samples(path: str | Path) -> dict[str, IndexRecord]:
     Lines without frames (failed videos, answers by other models) are skipped; an empty dict
     means the file carries no frames. :class:`AnnotationError` names the line of a bad one.
     """
-    path = Path(path)
     out: dict[str, IndexRecord] = {}
-    with path.open("r", encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AnnotationError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-            frames = _frames_of(sample) if isinstance(sample, dict) else None
-            if frames is None:
-                continue
-            record = IndexRecord.from_dict(frames, where=f"{path}:{lineno}")
-            out.setdefault(record.question_id, record)
+    for lineno, sample in iter_samples(path):
+        frames = _frames_of(sample)
+        if frames is None:
+            continue
+        record = IndexRecord.from_dict(frames, where=f"{path}:{lineno}")
+        out.setdefault(record.question_id, record)
     return out
 
 

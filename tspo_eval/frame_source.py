@@ -18,124 +18,101 @@ attached, written as an IndexRecord JSONL line, so a run can be audited and re-u
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from loguru import logger
 
+from tspo_eval.benchmarks.registry import benchmark_name_for, resolve_strategy
 from tspo_eval.errors import InputError, VideoError
+from tspo_eval.lookahead import DEFAULT_LOOKAHEAD
+from tspo_eval.selector_options import HOST_ARGUMENTS as SELECTOR_HOST_ARGUMENTS
+from tspo_eval.selector_options import SelectorOptions, choice_of
 
 FRAME_SELECTIONS: tuple[str, ...] = ("tspo", "index", "uniform")
 MISSING_RULES: tuple[str, ...] = ("uniform", "error")
 SHORT_RULES: tuple[str, ...] = ("keep", "uniform")
-DEFAULT_TSPO = "hzf666/TSPO-0.4B"
 #: benchmarks with a TSPO published ``*_frameIdx.json`` (their rows join on the benchmark's question key)
 PUBLISHED_BENCHMARKS: tuple[str, ...] = ("longvideobench", "mlvu", "videomme")
 
-#: task-name fragment (lower case, no "_"/"-") -> benchmark name used in index records
-_BENCHMARK_OF_TASK: tuple[tuple[str, str], ...] = (
-    ("longvideobench", "longvideobench"),
-    ("videomme", "videomme"),
-    ("mlvu", "mlvu"),
-    ("lvbench", "lvbench"),
-    ("synthetic", "synthetic"),
-)
-
-
-def benchmark_for_task(task: str | None) -> str:
-    """Benchmark name of an lmms-eval / VLMEvalKit task (``videomme_w_subtitle`` -> ``videomme``);
-    the task name itself when it is none of the four (``"unknown"`` for None)."""
-    if not task:
-        return "unknown"
-    key = task.lower().replace("_", "").replace("-", "")
-    for fragment, name in _BENCHMARK_OF_TASK:
-        if fragment in key:
-            return name
-    return task
+#: the hosts' frame-source arguments besides the selector's (:data:`~tspo_eval.selector_options.HOST_ARGUMENTS`)
+FRAME_SOURCE_ARGUMENTS: tuple[str, ...] = ("frame_selection", "frame_index", "missing", "short", "lookahead")
+#: every frame-source argument a host model accepts (lmms-eval model_args, VLMEvalKit model arguments)
+HOST_ARGUMENTS: tuple[str, ...] = (*FRAME_SOURCE_ARGUMENTS, *SELECTOR_HOST_ARGUMENTS)
 
 
 @dataclass(frozen=True)
 class FrameSourceOptions:
-    """The frame-source options (the TSPO ``model_args`` of the lmms-eval models).
+    """Where an adapter's frames come from: the mode and, for ``tspo``, the :class:`SelectorOptions`.
 
-    ``feature_cache``: cache folder (None: the default cache; ``"off"``: no cache).
-    ``short``: what to do with an index row holding fewer than ``num_frames`` frames
-    (``keep`` them, or fall back to ``uniform`` as the TSPO reference evaluation did).
-    ``fps``: candidate rate of the grid (1.0 in TSPO). ``device``/``dtype``: the agent's.
+    ``frame_index``: the index file of ``frame_selection=index`` (ours, TSPO's published
+    ``*_frameIdx.json``, or an lmms-eval samples file). ``missing``: a question absent from it
+    gets ``uniform`` frames (counted, logged) or an ``error``. ``short``: an index row holding
+    fewer than ``num_frames`` frames is kept (``keep``) or replaced by ``uniform`` frames, as the
+    TSPO reference evaluation did. ``lookahead``: how many upcoming videos a host that knows them
+    (:meth:`FrameSource.looking_ahead`) prepares in the background with ``tspo`` frames (0: none;
+    no effect for ``index`` / ``uniform`` or without the feature cache). ``selector``: the scorer,
+    budget, grid, decoder, device, cache (also used by the uniform baseline for ``num_frames``,
+    ``fps`` and ``decoder``).
     """
 
     frame_selection: str = "tspo"
-    tspo_path: str = DEFAULT_TSPO
-    num_frames: int = 64
-    strategy: str = "auto"
-    scorer: str = "tspo"
-    clip_model: str | None = None
-    feature_cache: str | None = None
     frame_index: str | None = None
     missing: str = "uniform"
     short: str = "keep"
-    decoder: str = "auto"
-    fps: float = 1.0
-    device: str | None = None
-    dtype: str | None = None
+    lookahead: int = DEFAULT_LOOKAHEAD
+    selector: SelectorOptions = field(default_factory=SelectorOptions)
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_dict(cls, options: dict[str, Any], owner: str = "frame source") -> FrameSourceOptions:
-        """Validated options; :class:`InputError` naming an unknown option or a bad value."""
-        unknown = sorted(set(options) - set(cls.names()))
-        if unknown:
-            raise InputError(f"{owner}: unknown option(s) {', '.join(unknown)}; known: {', '.join(cls.names())}")
-        try:
-            return cls(**options).validated()
-        except InputError as exc:
-            raise InputError(f"{owner}: {exc}") from None
-
-    def validated(self) -> FrameSourceOptions:
-        from tspo_eval.agent import SCORERS
-        from tspo_eval.agent.selection import STRATEGIES
-        from tspo_eval.video import DECODERS
-
-        def choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-            text = str(value).strip().lower()
-            if text not in allowed:
-                raise InputError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-            return text
-
-        num = self.num_frames
-        if isinstance(num, bool) or not str(num).strip().isdigit() or int(num) <= 0:
-            raise InputError(f"num_frames={num!r} must be a positive integer")
-        try:
-            fps = float(self.fps)
-        except (TypeError, ValueError):
-            raise InputError(f"fps={self.fps!r} must be a positive number") from None
-        if not fps > 0:
-            raise InputError(f"fps={self.fps!r} must be a positive number")
-        mode = choice("frame_selection", self.frame_selection, FRAME_SELECTIONS)
+    def __post_init__(self) -> None:
+        mode = choice_of("frame_selection", self.frame_selection, FRAME_SELECTIONS)
         if mode == "index" and not self.frame_index:
             raise InputError("frame_selection=index needs frame_index=PATH (an index JSONL or a TSPO *_frameIdx.json)")
         if mode == "index" and not Path(str(self.frame_index)).is_file():
             raise InputError(f"frame_index={self.frame_index}: no such index file")
         if self.frame_index and mode != "index":
             logger.warning("frame_index={} is ignored with frame_selection={}", self.frame_index, mode)
-        return replace(
-            self,
-            frame_selection=mode,
-            num_frames=int(num),
-            fps=fps,
-            strategy=choice("strategy", self.strategy, ("auto", *STRATEGIES)),
-            scorer=choice("scorer", self.scorer, SCORERS),
-            missing=choice("missing", self.missing, MISSING_RULES),
-            short=choice("short", self.short, SHORT_RULES),
-            decoder=choice("decoder", self.decoder, DECODERS),
-            tspo_path=str(self.tspo_path),
-        )
+        object.__setattr__(self, "frame_selection", mode)
+        object.__setattr__(self, "missing", choice_of("missing", self.missing, MISSING_RULES))
+        object.__setattr__(self, "short", choice_of("short", self.short, SHORT_RULES))
+        depth = self.lookahead
+        if isinstance(depth, bool) or not str(depth).strip().isdigit():
+            raise InputError(f"lookahead={depth!r} must be a number of videos (0 turns it off)")
+        object.__setattr__(self, "lookahead", int(depth))
+
+    @property
+    def num_frames(self) -> int:
+        return self.selector.num_frames
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any], owner: str = "frame source") -> FrameSourceOptions:
+        """From host argument names (:data:`HOST_ARGUMENTS`), validated once; :class:`InputError`
+        naming ``owner`` and an unknown option or a bad value."""
+        unknown = sorted(set(options) - set(HOST_ARGUMENTS))
+        if unknown:
+            raise InputError(f"{owner}: unknown option(s) {', '.join(unknown)}; known: {', '.join(HOST_ARGUMENTS)}")
+        mine = {name: options[name] for name in FRAME_SOURCE_ARGUMENTS if name in options}
+        selector = SelectorOptions.from_host_args(
+            {name: value for name, value in options.items() if name not in FRAME_SOURCE_ARGUMENTS}, owner)
+        try:
+            return cls(**mine, selector=selector)
+        except InputError as exc:
+            raise InputError(f"{owner}: {exc}") from None
+
+    def with_num_frames(self, num_frames: int) -> FrameSourceOptions:
+        return replace(self, selector=self.selector.with_(num_frames=num_frames))
+
+
+def pop_host_options(kwargs: dict[str, Any], owner: str = "tspo") -> dict[str, Any]:
+    """Remove the frame-source arguments (:data:`HOST_ARGUMENTS`) from a host model's ``kwargs`` (in
+    place) and return them, checked before any model is loaded (:class:`InputError` naming ``owner``)."""
+    options = {name: kwargs.pop(name) for name in list(kwargs) if name in HOST_ARGUMENTS}
+    FrameSourceOptions.from_dict(options, owner=owner)
+    return options
 
 
 class SelectionLog:
@@ -190,28 +167,62 @@ class FrameSource:
         self._indices: dict[str, dict[str, Any]] = {}
         self._source = self.mode  # where the last selection came from (recorded in the side log)
         self.last_record: Any = None  # IndexRecord of the last frames_for() that succeeded, else None
+        self._lookahead: Any = None  # the running tspo_eval.lookahead.Lookahead, if any
+        self.lookahead_stats: Any = None  # LookaheadStats of the last lookahead that ended
 
     @classmethod
     def from_options(cls, frame_selection: str = "tspo", *, selector: Any = None, log: SelectionLog | None = None,
                      **options: Any) -> FrameSource:
-        """Validate ``options`` (see :class:`FrameSourceOptions`) and load what the mode needs:
-        the scorer and feature cache for ``tspo`` (unless a ready ``selector`` is given), nothing
-        else (index files are read on first use, per benchmark)."""
+        """Validate ``options`` (host argument names, :data:`HOST_ARGUMENTS`) and load what the mode
+        needs: the scorer and feature cache for ``tspo`` (unless a ready ``selector`` is given),
+        nothing else (index files are read on first use, per benchmark)."""
         opts = FrameSourceOptions.from_dict({"frame_selection": frame_selection, **options})
         if opts.frame_selection == "tspo" and selector is None:
             from tspo_eval.selection import FrameSelector
 
-            cache_off = str(opts.feature_cache).lower() in ("off", "none", "false", "0")
-            selector = FrameSelector.from_options(
-                scorer=opts.scorer, agent=opts.tspo_path, clip_model=opts.clip_model, device=opts.device,
-                dtype=opts.dtype, cache_dir=None if cache_off else opts.feature_cache, decoder=opts.decoder,
-                fps=opts.fps, cache=not cache_off,
-            )
+            selector = FrameSelector.build(opts.selector)
         return cls(opts, selector=selector, log=log)
 
     @property
     def mode(self) -> str:
         return self.options.frame_selection
+
+    # -- lookahead ------------------------------------------------------------------------
+    @property
+    def lookahead_wanted(self) -> bool:
+        """Whether :meth:`plan` prepares videos: ``tspo`` frames, ``lookahead`` > 0, a feature cache."""
+        return (self.mode == "tspo" and self.options.lookahead > 0 and self.selector is not None
+                and getattr(self.selector, "cache", None) is not None)
+
+    def plan(self, videos: Iterable[str | os.PathLike]) -> None:
+        """Videos the host will ask about next, in order: their candidate features are prepared
+        ``lookahead`` videos ahead of :meth:`select` in a background thread (started on first use;
+        see :mod:`tspo_eval.lookahead`). No-op unless :attr:`lookahead_wanted`."""
+        if not self.lookahead_wanted:
+            return
+        if self._lookahead is None:
+            from tspo_eval.lookahead import Lookahead
+
+            self._lookahead = Lookahead(self.selector, self.options.lookahead)
+            logger.debug("lookahead: preparing up to {} videos ahead", self.options.lookahead)
+        self._lookahead.plan(videos)
+
+    def stop_lookahead(self) -> None:
+        """Stop the background thread of :meth:`plan` (within one chunk) and wait for it."""
+        lookahead, self._lookahead = self._lookahead, None
+        if lookahead is not None:
+            lookahead.close()
+            self.lookahead_stats = lookahead.stats
+
+    @contextlib.contextmanager
+    def looking_ahead(self, videos: Iterable[str | os.PathLike]) -> Iterator[FrameSource]:
+        """``with source.looking_ahead(videos):`` :meth:`plan` ``videos``; the thread stops on exit,
+        also when the body raises."""
+        try:
+            self.plan(videos)
+            yield self
+        finally:
+            self.stop_lookahead()
 
     # -- selection ------------------------------------------------------------------------
     def select(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
@@ -221,9 +232,9 @@ class FrameSource:
         video = os.fspath(video_path)
         self._source = opts.frame_selection
         if opts.frame_selection == "tspo":
-            from tspo_eval.agent.selection import resolve_strategy
-
-            strategy = resolve_strategy(opts.strategy, task)
+            strategy = resolve_strategy(opts.selector.strategy, task)
+            if self._lookahead is not None:  # wait while the background prepares this very video
+                self._lookahead.claim(video)
             return self.selector.select(video, question, num_frames=opts.num_frames, strategy=strategy)
         if opts.frame_selection == "uniform":
             return self._uniform(video, question)
@@ -242,7 +253,7 @@ class FrameSource:
         result = self.select(video_path, question, question_id, task)
         if not result.frame_indices:
             raise VideoError(video_path, "no frames selected (empty video?)")
-        frames = decode_frames(video_path, result.frame_indices, self.options.decoder)
+        frames = decode_frames(video_path, result.frame_indices, self.options.selector.decoder)
         if len(frames) != len(result.frame_indices):
             raise VideoError(video_path, f"decoded {len(frames)} of {len(result.frame_indices)} selected frames")
         self.last_record = self.record(result, question_id, task)
@@ -256,7 +267,7 @@ class FrameSource:
         qid = str(question_id) if question_id is not None else Path(result.video).stem
         logger.debug("[{}] {}: {}: {}/{} frames {} at {} s", task or "-", qid, Path(result.video).name, self.mode,
                      result.strategy, result.frame_indices, [round(t, 2) for t in result.timestamps])
-        record = IndexRecord.from_selection(result, benchmark_for_task(task), qid, Path(result.video).name,
+        record = IndexRecord.from_selection(result, benchmark_name_for(task), qid, Path(result.video).name,
                                             num_frames=self.options.num_frames)
         record.extra = {"frame_source": self._source}
         if self.log is not None:
@@ -267,16 +278,15 @@ class FrameSource:
     def _uniform(self, video: str, question: str):
         from tspo_eval.selection import uniform_selection
 
-        result = uniform_selection(video, self.options.num_frames, decoder=self.options.decoder, fps=self.options.fps)
-        result.question = question
-        return result
+        return uniform_selection(video, self.options.num_frames, decoder=self.options.selector.decoder, fps=self.options.selector.fps,
+                                 question=question)
 
     def index_for(self, task: str | None) -> dict[str, Any]:
         """The index records (question id -> IndexRecord) for ``task``'s benchmark, read once
         (an index JSONL, TSPO's ``*_frameIdx.json``, or an lmms-eval samples file of a ``tspo_*`` run)."""
         from tspo_eval.frame_records import read_frames
 
-        benchmark = benchmark_for_task(task)
+        benchmark = benchmark_name_for(task)
         if benchmark not in self._indices:
             hint = benchmark if benchmark in PUBLISHED_BENCHMARKS else None  # names a TSPO *_frameIdx.json
             self._indices[benchmark] = read_frames(self.options.frame_index, benchmark=hint)
@@ -301,30 +311,18 @@ class FrameSource:
         return self._result_from_record(video, question, record)
 
     def _result_from_record(self, video: str, question: str, record: Any):
-        """A SelectionResult holding exactly ``record.frame_indices``, timed with the video's own fps."""
-        from tspo_eval.selection import SelectionResult
-        from tspo_eval.video import candidate_grid, open_video
+        """A SelectionResult holding exactly ``record.frame_indices``, timed with the video's own
+        presentation times (off the candidate grid, the frames themselves are the candidates)."""
+        from tspo_eval.selection import given_selection
 
-        indices = sorted(int(i) for i in record.frame_indices)
-        with open_video(video, self.options.decoder) as reader:
-            meta = reader.metadata
-            bad = [i for i in indices if not 0 <= i < meta.n_frames]
-            if bad:
-                raise VideoError(video, f"question {record.question_id}: indexed frames {bad[:5]} outside 0..{meta.n_frames - 1}")
-            times = [round(float(t), 6) for t in reader.frame_times(indices)]  # presentation times (VFR-safe)
-        grid = [int(i) for i in candidate_grid(meta, self.options.fps)]
-        position = {f: p for p, f in enumerate(grid)}
-        return SelectionResult(
-            video=video, question=question, frame_indices=indices,
-            timestamps=times,
-            candidate_indices=grid, scores=[],
-            selected_positions=[position[i] for i in indices] if all(i in position for i in indices) else [],
-            strategy=record.strategy or "index", scorer=record.scorer or "index", num_candidates=len(grid),
-            fps=self.options.fps, avg_fps=float(meta.avg_fps), n_frames=int(meta.n_frames),
-            agent_fingerprint=record.agent_fingerprint, clip_fingerprint=record.clip_fingerprint,
-            feature_cache_hit=False,
+        return given_selection(
+            video, record.frame_indices, question=question, decoder=self.options.selector.decoder, fps=self.options.selector.fps,
+            strategy=record.strategy or "index", scorer=record.scorer or "index",
+            agent_fingerprint=record.agent_fingerprint, encoder_fingerprint=record.clip_fingerprint,
+            item=f"question {record.question_id}: indexed",
         )
 
     def close(self) -> None:
+        self.stop_lookahead()
         if self.log is not None:
             self.log.close()

@@ -37,6 +37,7 @@ from tspo_eval.frame_index_cache.index_store import (
     record_sort_key,
     write_index,
 )
+from tspo_eval.selector_options import SelectorOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from tspo_eval.benchmarks import Benchmark, QuestionRecord
@@ -152,7 +153,7 @@ def run_jobs(
             todo = [q for q in job.questions if q.question_id not in done]
             report.skipped += len(job.questions) - len(todo)
             if todo:
-                _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
+                run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
             bar.update(1)
             done_q = report.written + report.skipped + len(report.failures)
             bar.set_postfix(questions=f"{done_q}/{report.n_questions}",
@@ -161,7 +162,7 @@ def run_jobs(
     return report
 
 
-def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record) -> None:
+def run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record) -> None:
     path = benchmark.resolve_video(todo[0], video_root)
     try:
         if not Path(path).is_file():
@@ -171,7 +172,7 @@ def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, str
         report.encodes += 1
         pairs = list(zip(todo, results))
     except VideoError as exc:
-        _fail_all(report, todo, job.video, str(exc))
+        fail_questions(report, todo, job.video, str(exc))
         return
     except _DECODE_ERRORS as exc:
         logger.debug("{}: select_many failed ({!r}); retrying question by question", job.video, exc)
@@ -180,7 +181,7 @@ def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, str
             try:
                 pairs.append((q, selector.select(str(path), q.question, num_frames=num_frames, strategy=strategy)))
             except _DECODE_ERRORS as one:
-                _fail_all(report, [q], job.video, f"{type(one).__name__}: {one}" if not isinstance(
+                fail_questions(report, [q], job.video, f"{type(one).__name__}: {one}" if not isinstance(
                     one, TspoEvalError) else str(one))
     for q, result in pairs:
         record = IndexRecord.from_selection(result, benchmark=benchmark.name, question_id=q.question_id,
@@ -191,7 +192,7 @@ def _run_job(selector, benchmark, job, todo, video_root, writer, num_frames, str
                 on_record(record)
 
 
-def _fail_all(report: PrecomputeReport, questions, video: str, reason: str) -> None:
+def fail_questions(report: PrecomputeReport, questions, video: str, reason: str) -> None:
     logger.warning("{}: {} question(s) failed: {}", video, len(questions), reason)
     report.failures.extend(Failure(q.question_id, video, reason) for q in questions)
 
@@ -222,25 +223,26 @@ def canonicalize(out: Path) -> None:
 
 
 # ---- the whole command ------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class PrecomputeOptions:
+    """One precomputation: the benchmark's questions, where they go, and how frames are selected.
+
+    ``selector``: the :class:`~tspo_eval.selector_options.SelectorOptions` (its ``device`` defaults
+    to ``cuda:<LOCAL_RANK>`` under torchrun / accelerate). ``limit``: only the first N questions
+    (sorted by video, id). ``overwrite``: start afresh instead of resuming into ``out``.
+    ``workers``: processes that decode and CLIP-preprocess candidates (per rank; None: the usable
+    cores bounded by RAM, :func:`tspo_eval.candidate_pool.default_workers`; 1: all in this process).
+    """
+
     benchmark: str
     annotations: Path
     video_root: Path
     out: Path
-    num_frames: int = 64
-    strategy: str = "auto"
-    scorer: str = "tspo"
-    agent: str = "hzf666/TSPO-0.4B"
-    clip_model: str | None = None
-    cache_dir: str | None = None
+    selector: SelectorOptions = field(default_factory=SelectorOptions)
     limit: int | None = None
-    decoder: str = "auto"
-    fps: float = 1.0
-    device: str | None = None
-    dtype: str | None = None
     overwrite: bool = False
     progress: bool | None = None
+    workers: int | None = None
 
 
 def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None,
@@ -250,14 +252,12 @@ def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None
     ``selector`` overrides the one built from ``options`` (tests, benchmarks). Returns this
     rank's report with ``total_failed`` summed over all ranks.
     """
-    from tspo_eval.agent.selection import resolve_strategy
-    from tspo_eval.benchmarks import get_benchmark
+    from tspo_eval.benchmarks import get_benchmark, resolve_strategy
 
-    if options.num_frames <= 0:
-        raise InputError(f"--num-frames must be positive, got {options.num_frames}")
     ctx = ctx or DistContext.from_env()
     benchmark = get_benchmark(options.benchmark)
-    strategy = resolve_strategy(options.strategy, benchmark.name)
+    selection = options.selector
+    strategy = resolve_strategy(selection.strategy, benchmark.name)
     out = Path(options.out)
     jobs = plan_jobs(benchmark.load(options.annotations), options.limit)
     mine = ctx.shard(jobs)
@@ -269,19 +269,23 @@ def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None
         if selector is None:
             from tspo_eval.selection import FrameSelector
 
-            selector = FrameSelector.from_options(
-                scorer=options.scorer, agent=options.agent, clip_model=options.clip_model,
-                device=options.device or ctx.default_device(), dtype=options.dtype,
-                cache_dir=options.cache_dir, decoder=options.decoder, fps=options.fps)
-        scorer = selector.scorer
-        check_compatible(out, strategy, getattr(scorer, "name", options.scorer), getattr(scorer, "fingerprint", ""))
+            selector = FrameSelector.build(selection.with_(device=selection.device or ctx.default_device()))
+        check_compatible(out, strategy, selector.scorer.name, selector.scorer.fingerprint)
         target = rank_path(out, ctx.rank) if ctx.is_distributed else out
         skip = {r.question_id for r in iter_index_jsonl(out)} if ctx.is_distributed and out.is_file() else set()
         desc = f"precompute[{ctx.rank}/{ctx.world_size}]" if ctx.is_distributed else "precompute"
+        from tspo_eval.precompute_parallel import resolve_workers, run_jobs_parallel
+
+        workers = resolve_workers(options.workers, len(mine))
         with IndexWriter(target) as writer:
-            report = run_jobs(selector, benchmark, mine, options.video_root, writer,
-                              num_frames=options.num_frames, strategy=strategy, skip_ids=skip,
-                              progress=options.progress, desc=desc)
+            if workers > 1:
+                report = run_jobs_parallel(selector, benchmark, mine, options.video_root, writer, workers=workers,
+                                           num_frames=selection.num_frames, strategy=strategy, skip_ids=skip,
+                                           progress=options.progress, desc=desc)
+            else:
+                report = run_jobs(selector, benchmark, mine, options.video_root, writer,
+                                  num_frames=selection.num_frames, strategy=strategy, skip_ids=skip,
+                                  progress=options.progress, desc=desc)
         fail_file = rank_path(out, ctx.rank, ".failures.jsonl") if ctx.is_distributed else failures_path(out)
         write_failures(fail_file, report.failures)
         report.total_failed = group.sum(len(report.failures))  # every rank has finished writing here

@@ -5,27 +5,36 @@ accelerator, decoding of chunk i+1 overlaps encoding of chunk i in a background 
 preallocated [T, D] tensor, which
 is cached on disk (:class:`FeatureCache`) and in memory for the last video, so every question on
 a video after the first costs one text encoding and the selector head.
+
+Results are :class:`~tspo_eval.selection_result.SelectionResult` (re-exported here), built by
+every producer (:class:`FrameSelector`, :func:`uniform_selection`, :func:`given_selection`)
+with ``SelectionResult.from_candidates``; scorers are checked against
+:class:`~tspo_eval.agent.scorer.Scorer`.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from loguru import logger
 from torch import Tensor
 
-from tspo_eval.errors import InputError
-from tspo_eval.frame_index_cache import FeatureCache
+from tspo_eval.agent.scorer import Scorer, check_scorer
+from tspo_eval.errors import InputError, VideoError
+from tspo_eval.frame_index_cache import CacheKey, FeatureCache
+from tspo_eval.selection_result import SelectionResult
+from tspo_eval.selector_options import STRATEGIES, SelectorOptions
 from tspo_eval.video import (
     DECODERS,
     DEFAULT_DECODER,
     VideoMetadata,
+    VideoReader,
     candidate_grid,
     candidate_stride,
     iter_frame_chunks,
@@ -33,79 +42,20 @@ from tspo_eval.video import (
     video_fingerprint,
 )
 
-#: strategies FrameSelector accepts ("auto" is resolved by callers with tspo_eval.agent.resolve_strategy).
-STRATEGIES = ("topk", "bin-max", "aks", "uniform")
 #: candidate count from which a progress bar is shown on a terminal (about 2 minutes at 1 fps).
 LONG_DECODE = 120
 #: seconds the decoding thread waits for the encoder before pausing the reader (see VideoReader.pause).
 PAUSE_AFTER_S = 0.05
 
 
-@dataclass
-class SelectionResult:
-    """Frames chosen for one question on one video (all frame numbers are source frame numbers)."""
-
-    video: str
-    question: str
-    frame_indices: list[int]  # temporal order
-    timestamps: list[float]  # seconds: each frame's presentation time (pts), relative to frame 0
-    candidate_indices: list[int]  # the candidate grid
-    scores: list[float]  # one per candidate ([] for the scorer-free uniform baseline)
-    selected_positions: list[int]  # positions into candidate_indices
-    strategy: str
-    scorer: str
-    num_candidates: int
-    fps: float
-    avg_fps: float
-    n_frames: int
-    agent_fingerprint: str
-    clip_fingerprint: str
-    feature_cache_hit: bool
-    candidate_timestamps: list[float] = field(default_factory=list)  # seconds, one per candidate
-    decoder: str = ""  # the backend that read the video ("decord", "pyav", "torchcodec")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (plain ints, floats, strings, lists)."""
-        return asdict(self)
-
-
 def _check_request(num_frames: int, strategy: str) -> None:
     if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
         raise InputError(f"number of frames must be a positive integer, got {num_frames!r}")
     if strategy == "auto":
-        raise InputError("strategy 'auto' must be resolved first (tspo_eval.agent.resolve_strategy(strategy, benchmark))")
+        raise InputError("strategy 'auto' must be resolved first "
+                         "(tspo_eval.benchmarks.resolve_strategy(strategy, task))")
     if strategy not in STRATEGIES:
         raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-
-
-def _build_result(
-    video: str, question: str, meta: VideoMetadata, grid: np.ndarray, grid_times: np.ndarray, positions: Tensor,
-    scores: list[float], strategy: str, scorer: str, fps: float, agent_fp: str, clip_fp: str, cache_hit: bool,
-) -> SelectionResult:
-    """``grid_times`` float64 [T]: presentation times of the candidates (seconds)."""
-    pos = [int(p) for p in positions.tolist()]
-    frames = [int(grid[p]) for p in pos]
-    times = [round(float(t), 6) for t in grid_times.tolist()]
-    return SelectionResult(
-        video=video,
-        question=question,
-        frame_indices=frames,
-        timestamps=[times[p] for p in pos],
-        candidate_indices=[int(i) for i in grid.tolist()],
-        scores=scores,
-        selected_positions=pos,
-        strategy=strategy,
-        scorer=scorer,
-        num_candidates=int(len(grid)),
-        fps=float(fps),
-        avg_fps=float(meta.avg_fps),
-        n_frames=int(meta.n_frames),
-        agent_fingerprint=agent_fp,
-        clip_fingerprint=clip_fp,
-        feature_cache_hit=cache_hit,
-        candidate_timestamps=times,
-        decoder=meta.decoder,
-    )
 
 
 def _prefetch(chunks: Iterator[np.ndarray], depth: int = 1, on_wait=None) -> Iterator[np.ndarray]:
@@ -168,15 +118,15 @@ def _prefetch(chunks: Iterator[np.ndarray], depth: int = 1, on_wait=None) -> Ite
             worker.join(timeout=0.05)
 
 
-def overlap_decoding(scorer: Any) -> bool:
+def overlap_decoding(scorer: Scorer) -> bool:
     """Whether decoding should overlap encoding for ``scorer``: yes unless its ``device`` is the CPU.
 
     On the CPU the decoder and the encoder compete for the same cores, and the overlap measured
     slower than decoding and encoding in turn (decord: 60-minute video about 10% slower, see
     benchmarks/results/bench_candidates.md); on an accelerator the CPU decodes while it encodes.
-    A scorer without a ``device`` attribute is overlapped.
+    A scorer whose ``device`` is None (unknown) is overlapped.
     """
-    device = getattr(scorer, "device", None)
+    device = scorer.device
     if device is None:
         return True
     try:
@@ -189,8 +139,9 @@ class FrameSelector:
     """Select frames of videos for questions with ``scorer`` (a TemporalAgent or ClipScorer).
 
     Args:
-        scorer: object with ``encode_frames``, ``encode_text``, ``score``, ``select``, ``name``,
-            ``fingerprint`` and ``encoder_fingerprint``.
+        scorer: a :class:`~tspo_eval.agent.scorer.Scorer` (``encode_frames``, ``encode_text``,
+            ``score``, ``select``, ``name``, ``fingerprint``, ``encoder_fingerprint``, ``device``);
+            anything else is refused with a TypeError naming the missing members.
         cache: a :class:`FeatureCache`, True for the default one, False/None for none.
         decoder: ``auto`` (decord, falling back to PyAV per file) | ``decord`` | ``pyav`` | ``torchcodec``.
         fps: candidate rate (1.0 in TSPO).
@@ -201,7 +152,7 @@ class FrameSelector:
     """
 
     def __init__(
-        self, scorer: Any, *, cache: FeatureCache | None | bool = True, decoder: str = DEFAULT_DECODER,
+        self, scorer: Scorer, *, cache: FeatureCache | None | bool = True, decoder: str = DEFAULT_DECODER,
         fps: float = 1.0, chunk_size: int = 32, progress: bool = False, prefetch: bool | None = None,
     ) -> None:
         if str(decoder).lower() not in DECODERS:
@@ -209,7 +160,7 @@ class FrameSelector:
         if int(chunk_size) <= 0:
             raise InputError(f"chunk_size must be positive, got {chunk_size}")
         candidate_stride(30.0, fps)  # validates fps
-        self.scorer = scorer
+        self.scorer: Scorer = check_scorer(scorer)
         self.cache: FeatureCache | None = FeatureCache() if cache is True else (cache or None)
         self.decoder = str(decoder).lower()
         self.fps = float(fps)
@@ -219,24 +170,23 @@ class FrameSelector:
         self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor, np.ndarray]] | None = None
 
     @classmethod
-    def from_options(
-        cls, scorer: str = "tspo", agent: str = "hzf666/TSPO-0.4B", clip_model: str | None = None, device=None,
-        dtype=None, cache_dir: str | os.PathLike | None = None, decoder: str = DEFAULT_DECODER, fps: float = 1.0, *,
-        cache: bool = True, chunk_size: int = 32, progress: bool = False,
-    ) -> "FrameSelector":
-        """Build the scorer with :func:`tspo_eval.agent.load_scorer` and a feature cache in
-        ``cache_dir`` (default location when None; no cache when ``cache=False``)."""
+    def build(cls, options: SelectorOptions, *, progress: bool = False, chunk_size: int = 32) -> "FrameSelector":
+        """The selector ``options`` describe: the scorer loaded (:func:`tspo_eval.agent.load_scorer`)
+        and the feature cache opened (``options.cache_dir``; none when ``options.cache`` is off)."""
         from tspo_eval.agent import load_scorer
 
-        scorer_obj = load_scorer(scorer=scorer, agent=agent, clip_model=clip_model, device=device, dtype=dtype)
-        feature_cache = FeatureCache(cache_dir) if cache else None
-        return cls(scorer_obj, cache=feature_cache, decoder=decoder, fps=fps, chunk_size=chunk_size, progress=progress)
+        scorer = load_scorer(scorer=options.scorer, agent=options.agent, clip_model=options.clip_model,
+                             device=options.device, dtype=options.dtype)
+        cache = FeatureCache(options.cache_dir) if options.cache else None
+        return cls(scorer, cache=cache, decoder=options.decoder, fps=options.fps, chunk_size=chunk_size,
+                   progress=progress)
 
     # -- candidates ------------------------------------------------------------------------
-    def _encoder_key(self, decoder: str) -> str:
-        """Encoder part of the cache key: the scorer's image pipeline plus the concrete decoder
-        that decoded the pixels (with ``auto``: ``decord`` or ``pyav``, whichever did)."""
-        return f"{self.scorer.encoder_fingerprint}|decoder={decoder}"
+    def _cache_key(self, path: str, meta: VideoMetadata, stride: int, n_candidates: int) -> CacheKey:
+        """The feature-cache key: video content, grid, the scorer's image pipeline and the
+        concrete decoder that decoded the pixels (with ``auto``: ``decord`` or ``pyav``, whichever did)."""
+        return CacheKey(video_fingerprint=video_fingerprint(path), candidate_stride=stride, num_candidates=n_candidates,
+                        encoder_fingerprint=self.scorer.encoder_fingerprint, decoder=meta.decoder)
 
     def candidate_features(self, video: str | os.PathLike) -> tuple[VideoMetadata, np.ndarray, Tensor]:
         """(metadata, candidate grid int64 [T], features float32 [T, D]) of ``video``.
@@ -287,28 +237,49 @@ class FrameSelector:
             grid = candidate_grid(meta, self.fps)
             stride = candidate_stride(meta.avg_fps, self.fps)
             times = reader.frame_times(grid)
-            feats, hit = None, False
-            video_fp = None
+            feats, hit, key = None, False, None
             if self.cache is not None:
-                video_fp = video_fingerprint(path)
-                key = self.cache.key(video_fp, stride, len(grid), self._encoder_key(meta.decoder))
+                key = self._cache_key(path, meta, stride, len(grid))
                 feats = self.cache.load(key)
                 hit = feats is not None
                 if hit:
-                    logger.debug("feature cache hit for {} ({})", path, key)
+                    logger.debug("feature cache hit for {} ({})", path, key.digest)
             if feats is None:
                 feats = self._encode_candidates(reader, grid)
                 meta = reader.metadata  # with auto, decord may have handed over to PyAV while decoding
-                if self.cache is not None and video_fp is not None:
-                    key_parts = (video_fp, stride, len(grid), self._encoder_key(meta.decoder))
-                    metadata = self.cache.key_metadata(*key_parts)
-                    metadata.update(video=os.path.basename(path), n_frames=str(meta.n_frames), avg_fps=repr(meta.avg_fps))
-                    self.cache.save(self.cache.key(*key_parts), feats, metadata)
+                if self.cache is not None and key is not None:
+                    self._save_features(replace(key, decoder=meta.decoder), path, meta, feats)
         if memo_key is not None:
             self._last = (memo_key, (meta, grid, feats, times))
         return meta, grid, feats, times, hit
 
-    def _encode_candidates(self, reader, grid: np.ndarray) -> Tensor:
+    def _save_features(self, key: CacheKey, path: str, meta: VideoMetadata, feats: Tensor) -> None:
+        self.cache.save(key, feats, extra={"video": os.path.basename(path), "n_frames": str(meta.n_frames),
+                                           "avg_fps": repr(meta.avg_fps)})
+
+    # -- features computed elsewhere (tspo_eval.candidate_pool: decoding in worker processes) ----
+    def adopt_candidates(self, video: str | os.PathLike, metadata: VideoMetadata, grid: np.ndarray,
+                         times: np.ndarray, features: Tensor) -> None:
+        """Take ``video``'s candidate features computed outside this selector (same decoder, fps,
+        chunks and encoder): store them in the feature cache under the key and with the bytes
+        :meth:`candidate_features` would have written, and keep them as the last video in memory,
+        so the next :meth:`select_many` on ``video`` encodes nothing.
+
+        ``metadata`` is the one after decoding (``decoder`` = the backend that decoded); ``grid``
+        int64 [T], ``times`` float64 [T], ``features`` float32 [T, D].
+        """
+        path = os.fspath(video)
+        if len(grid) != len(times) or features.shape[0] != len(grid):
+            raise ValueError(f"{path}: {len(grid)} candidates, {len(times)} times, {features.shape[0]} feature rows")
+        if self.cache is not None:
+            key = self._cache_key(path, metadata, candidate_stride(metadata.avg_fps, self.fps), len(grid))
+            self._save_features(key, path, metadata, features)
+        memo_key = self._memo_key(path)
+        if memo_key is not None:
+            self._last = (memo_key, (metadata, np.asarray(grid, dtype=np.int64), features,
+                                     np.asarray(times, dtype=np.float64)))
+
+    def _encode_candidates(self, reader: VideoReader, grid: np.ndarray) -> Tensor:
         """Stream the candidates at ``grid`` through the scorer's image encoder -> float32 [T, D]."""
         from tqdm.auto import tqdm
 
@@ -370,19 +341,18 @@ class FrameSelector:
                     positions = torch.arange(len(grid), dtype=torch.long)
                 else:
                     positions = torch.as_tensor(self.scorer.select(scores, num_frames, strategy), dtype=torch.long).cpu()
-            results.append(
-                _build_result(
-                    os.fspath(video), question, meta, grid, grid_times, positions, [float(s) for s in scores.tolist()],
-                    strategy,
-                    str(getattr(self.scorer, "name", type(self.scorer).__name__)), self.fps,
-                    str(getattr(self.scorer, "fingerprint", "")), str(self.scorer.encoder_fingerprint), hit,
-                )
-            )
+            results.append(SelectionResult.from_candidates(
+                video=os.fspath(video), question=question, metadata=meta, candidates=grid, candidate_times=grid_times,
+                positions=positions, scores=scores, strategy=strategy, scorer=self.scorer.name, fps=self.fps,
+                agent_fingerprint=self.scorer.fingerprint, encoder_fingerprint=self.scorer.encoder_fingerprint,
+                feature_cache_hit=hit,
+            ))
         return results
 
 
 def uniform_selection(
-    video: str | os.PathLike, num_frames: int = 64, decoder: str = DEFAULT_DECODER, fps: float = 1.0
+    video: str | os.PathLike, num_frames: int = 64, decoder: str = DEFAULT_DECODER, fps: float = 1.0, *,
+    question: str = "",
 ) -> SelectionResult:
     """The uniform baseline on the same candidate grid: ``round(linspace(0, T-1, K))`` of the
     candidates (all of them when T <= K); no scorer, ``scores`` is empty."""
@@ -394,5 +364,44 @@ def uniform_selection(
         grid = candidate_grid(meta, fps)
         grid_times = reader.frame_times(grid)
     positions = select_positions(torch.zeros(len(grid)), int(num_frames), "uniform")
-    return _build_result(os.fspath(video), "", meta, grid, grid_times, positions, [], "uniform", "uniform", fps, "", "",
-                         False)
+    return SelectionResult.from_candidates(
+        video=os.fspath(video), question=question, metadata=meta, candidates=grid, candidate_times=grid_times,
+        positions=positions, strategy="uniform", scorer="uniform", fps=fps,
+    )
+
+
+def given_selection(
+    video: str | os.PathLike, frame_indices: Sequence[int], *, question: str = "", decoder: str = DEFAULT_DECODER,
+    fps: float = 1.0, strategy: str = "index", scorer: str = "index", agent_fingerprint: str = "",
+    encoder_fingerprint: str = "", item: str = "",
+) -> SelectionResult:
+    """A result holding exactly ``frame_indices`` (e.g. a row of a frame-index file), sorted, timed
+    with the video's own presentation times; no scores.
+
+    When every frame is on the video's ``fps`` candidate grid, the candidates are that grid and the
+    positions point into it (as if a scorer had chosen them); otherwise the candidates are the
+    given frames themselves and the positions are ``0..K-1``.  Either way
+    ``frame_indices == candidate_indices[selected_positions]``.
+
+    Raises:
+        VideoError: a frame number outside the video; ``item`` (e.g. ``"question q7: indexed"``)
+            starts the message.
+    """
+    indices = sorted(int(i) for i in frame_indices)
+    with open_video(video, decoder) as reader:
+        meta = reader.metadata
+        bad = [i for i in indices if not 0 <= i < meta.n_frames]
+        if bad:
+            raise VideoError(video, f"{item + ' ' if item else ''}frames {bad[:5]} outside 0..{meta.n_frames - 1}")
+        grid = candidate_grid(meta, fps)
+        position = {int(f): p for p, f in enumerate(grid.tolist())}
+        if all(i in position for i in indices):
+            candidates, positions = grid, [position[i] for i in indices]
+        else:
+            candidates, positions = np.asarray(indices, dtype=np.int64), list(range(len(indices)))
+        times = reader.frame_times(candidates)  # presentation times (VFR-safe)
+    return SelectionResult.from_candidates(
+        video=os.fspath(video), question=question, metadata=meta, candidates=candidates, candidate_times=times,
+        positions=positions, strategy=strategy, scorer=scorer, fps=fps, agent_fingerprint=agent_fingerprint,
+        encoder_fingerprint=encoder_fingerprint,
+    )

@@ -5,18 +5,16 @@ Heavy imports (transformers, open_clip) happen only when a model is loaded.
 from __future__ import annotations
 
 import os
-from typing import Union
 
 import torch
 
 from tspo_eval.agent.clip_scorer import ClipScorer
-from tspo_eval.agent.selection import STRATEGIES, resolve_strategy, select_positions
+from tspo_eval.agent.scorer import Scorer, check_scorer
+from tspo_eval.agent.selection import STRATEGIES, select_positions
 from tspo_eval.agent.temporal_agent import DEFAULT_AGENT, TemporalAgent
 from tspo_eval.agent.text import question_stem
 from tspo_eval.errors import InputError
-
-SCORERS: tuple[str, ...] = ("tspo", "clip")
-Scorer = Union[TemporalAgent, ClipScorer]
+from tspo_eval.selector_options import SCORERS
 
 
 def load_scorer(
@@ -25,8 +23,8 @@ def load_scorer(
     clip_model: str | None = None,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
-) -> Scorer:
-    """A frame scorer by name.
+) -> TemporalAgent | ClipScorer:
+    """A frame scorer (a :class:`~tspo_eval.agent.scorer.Scorer`) by name.
 
     - ``"tspo"``: :class:`TemporalAgent` from ``agent``; ``clip_model`` is then the CLIP folder/hub id
       for a training checkpoint that carries none.
@@ -49,9 +47,10 @@ __all__ = [
     "STRATEGIES",
     "SCORERS",
     "ClipScorer",
+    "Scorer",
     "TemporalAgent",
+    "check_scorer",
     "load_scorer",
     "question_stem",
-    "resolve_strategy",
     "select_positions",
 ]

@@ -20,6 +20,7 @@ from torch import Tensor
 from tspo_eval.agent.checkpoint import list_weight_files
 from tspo_eval.agent.fingerprint import hash_safetensors, hash_tensors, short
 from tspo_eval.agent.frames import encode_in_batches
+from tspo_eval.agent.scorer import FrameBatch
 from tspo_eval.errors import CheckpointError, InputError
 
 #: image-processor settings that change pixel values (the rest are bookkeeping)
@@ -133,7 +134,7 @@ class HFClipEncoder:
         return short(digest)
 
     @torch.inference_mode()
-    def encode_images(self, frames: Any, batch_size: int = 32) -> Tensor:
+    def encode_images(self, frames: FrameBatch, batch_size: int = 32) -> Tensor:
         """CLIP ``get_image_features`` (projected, not normalised): float32 ``[T, D]`` on CPU."""
         return encode_in_batches(frames, batch_size, self.feature_dim, self._encode_image_batch, "CLIP frames")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Union
+from typing import TYPE_CHECKING, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,15 +14,20 @@ from tspo_eval.agent.clip_encoder import HFClipEncoder
 from tspo_eval.agent.devices import resolve_device, resolve_dtype
 from tspo_eval.agent.fingerprint import short
 from tspo_eval.agent.open_clip_encoder import OPEN_CLIP_PREFIX, OpenClipEncoder
+from tspo_eval.agent.scorer import FrameBatch
 from tspo_eval.agent.selection import select_positions
 from tspo_eval.agent.text import question_stem
 from tspo_eval.errors import CheckpointError, InputError
+
+if TYPE_CHECKING:
+    from tspo_eval.agent.temporal_agent import TemporalAgent
 
 Encoder = Union[HFClipEncoder, OpenClipEncoder]
 
 
 class ClipScorer:
-    """Same methods/attributes as :class:`TemporalAgent`; ``score`` = ``cos(F_f[t], F_t)``, ``[T]``.
+    """A :class:`~tspo_eval.agent.scorer.Scorer` like :class:`TemporalAgent`; ``score`` is
+    ``cos(F_f[t], F_t)``, ``[T]``.
 
     Features have the CLIP's own dimension (768 for CLIP-L/14 and TSPO, 512 for ViT-B-32, ...).
     """
@@ -36,7 +41,7 @@ class ClipScorer:
         self.fingerprint = short(hashlib.sha256(f"clip|{encoder.encoder_fingerprint}|{encoder.text_fingerprint}".encode()))
 
     @classmethod
-    def from_agent(cls, agent: Any) -> "ClipScorer":
+    def from_agent(cls, agent: TemporalAgent) -> "ClipScorer":
         """Reuse a loaded :class:`TemporalAgent`'s CLIP (no reload; shares its feature cache entries)."""
         return cls(agent.clip, source=f"{agent.source} (CLIP only)")
 
@@ -55,7 +60,7 @@ class ClipScorer:
             raise CheckpointError(text, "not a CLIP save_pretrained folder (config.json with model_type 'clip')")
         return cls(HFClipEncoder(folder, resolved_device, resolved_dtype), source=text)
 
-    def encode_frames(self, frames: Any, batch_size: int = 32) -> Tensor:
+    def encode_frames(self, frames: FrameBatch, batch_size: int = 32) -> Tensor:
         """CLIP image features, float32 ``[T, D]`` on CPU."""
         return self.encoder.encode_images(frames, batch_size)
 

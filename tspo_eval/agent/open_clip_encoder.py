@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tspo_eval.agent.fingerprint import hash_safetensors, short
 from tspo_eval.agent.frames import encode_in_batches
+from tspo_eval.agent.scorer import FrameBatch
 from tspo_eval.errors import CheckpointError, InputError
 
 OPEN_CLIP_PREFIX = "open_clip:"
@@ -81,7 +82,7 @@ class OpenClipEncoder:
         return short(digest)
 
     @torch.inference_mode()
-    def encode_images(self, frames: Any, batch_size: int = 32) -> Tensor:
+    def encode_images(self, frames: FrameBatch, batch_size: int = 32) -> Tensor:
         """``encode_image`` (not normalised): float32 ``[T, D]`` on CPU."""
         return encode_in_batches(frames, batch_size, self.feature_dim, self._encode_image_batch, "open_clip frames")
 

@@ -9,8 +9,7 @@ import torch
 from torch import Tensor
 
 from tspo_eval.errors import InputError
-
-STRATEGIES: tuple[str, ...] = ("topk", "bin-max", "aks", "uniform")
+from tspo_eval.selector_options import STRATEGIES
 
 #: AKS reference values: split threshold t1, std threshold t2, maximum depth.
 AKS_T1, AKS_T2, AKS_MAX_DEPTH = 0.2, -100.0, 3
@@ -129,17 +128,3 @@ def select_positions(scores: Tensor, num_frames: int, strategy: str) -> Tensor:
     if strategy == "aks":
         return select_aks(scores, num_frames)
     return select_uniform(length, num_frames)
-
-
-def resolve_strategy(strategy: str, benchmark_or_task: str | None = None) -> str:
-    """``"auto"`` -> ``"bin-max"`` for VideoMME (any spelling of its name or task), else ``"topk"``.
-
-    Raises:
-        InputError: an unknown strategy name.
-    """
-    if strategy == "auto":
-        name = (benchmark_or_task or "").lower().replace("-", "").replace("_", "")
-        return "bin-max" if "videomme" in name else "topk"
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy {strategy!r}; choose one of auto, {', '.join(STRATEGIES)}")
-    return strategy

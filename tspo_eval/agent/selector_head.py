@@ -5,7 +5,11 @@ import torch
 from torch import Tensor, nn
 
 from tspo_eval.agent.positional import positional_encoding
-from tspo_eval.agent.window_attention import attention_on_padded, padded_layout, window_reach
+from tspo_eval.agent.window_attention import (
+    attention_on_padded,
+    padded_layout,
+    window_reach,
+)
 
 FEATURE_DIM = 768
 NUM_HEADS = 8

@@ -3,28 +3,32 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
 
 import torch
 from loguru import logger
 from torch import Tensor, nn
 
-from tspo_eval.agent.checkpoint import is_clip_folder, load_selector_state, resolve_checkpoint
+from tspo_eval.agent.checkpoint import (
+    is_clip_folder,
+    load_selector_state,
+    resolve_checkpoint,
+)
 from tspo_eval.agent.clip_encoder import HFClipEncoder
 from tspo_eval.agent.devices import resolve_device, resolve_dtype
 from tspo_eval.agent.fingerprint import hash_tensors, short
+from tspo_eval.agent.scorer import FrameBatch
 from tspo_eval.agent.selection import select_positions
 from tspo_eval.agent.selector_head import EmbeddingCache, SelectorHead
 from tspo_eval.agent.text import question_stem
 from tspo_eval.errors import CheckpointError, InputError
+from tspo_eval.selector_options import DEFAULT_AGENT
 
-DEFAULT_AGENT = "hzf666/TSPO-0.4B"
 #: the CLIP TSPO was trained on; used for training checkpoints that do not carry one
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 
 
 class TemporalAgent(nn.Module):
-    """Query-aware frame scorer of TSPO.
+    """Query-aware frame scorer of TSPO (a :class:`~tspo_eval.agent.scorer.Scorer`).
 
     Attributes:
         device, dtype: where/how the CLIP towers run (the head always computes in float32).
@@ -87,7 +91,7 @@ class TemporalAgent(nn.Module):
         )
         return agent
 
-    def encode_frames(self, frames: Any, batch_size: int = 32) -> Tensor:
+    def encode_frames(self, frames: FrameBatch, batch_size: int = 32) -> Tensor:
         """Projected CLIP image features ``F_f``: float32 ``[T, 768]`` on CPU.
 
         ``frames``: uint8 ``[T, H, W, 3]`` ndarray/tensor (RGB) or a list of PIL images.

@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Protocol, Sequence, runtime_checkable
 
 from tspo_eval.answering.families import FAMILIES, ModelFamily, family_for
-from tspo_eval.answering.request import AnswerRequest, GenerationSettings, time_instruction
+from tspo_eval.answering.request import (
+    AnswerRequest,
+    GenerationSettings,
+    time_instruction,
+)
 
 
 @runtime_checkable

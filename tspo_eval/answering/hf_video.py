@@ -26,7 +26,11 @@ from tspo_eval.answering.qwen_pixels import (
     DEFAULT_TOTAL_PIXELS,
     budget_frames,
 )
-from tspo_eval.answering.request import AnswerRequest, GenerationSettings, time_instruction
+from tspo_eval.answering.request import (
+    AnswerRequest,
+    GenerationSettings,
+    time_instruction,
+)
 from tspo_eval.errors import CheckpointError, InputError
 
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3")

@@ -8,7 +8,13 @@ from tspo_eval.benchmarks.answers import ANSWER_RULES, extract_answer
 from tspo_eval.benchmarks.base import Benchmark
 from tspo_eval.benchmarks.predictions import load_predictions
 from tspo_eval.benchmarks.records import LETTERS, QuestionRecord
-from tspo_eval.benchmarks.registry import BENCHMARK_NAMES, get_benchmark
+from tspo_eval.benchmarks.registry import (
+    BENCHMARK_NAMES,
+    benchmark_name_for,
+    find_benchmark,
+    get_benchmark,
+    resolve_strategy,
+)
 from tspo_eval.benchmarks.scoring import ScoreReport, score_predictions
 
 __all__ = [
@@ -18,8 +24,11 @@ __all__ = [
     "LETTERS",
     "QuestionRecord",
     "ScoreReport",
+    "benchmark_name_for",
     "extract_answer",
+    "find_benchmark",
     "get_benchmark",
     "load_predictions",
+    "resolve_strategy",
     "score_predictions",
 ]

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -33,6 +36,47 @@ class Benchmark:
     annotation_file: str = ""           # the usual annotation file name ("mlvu.json"), for messages
     file_layout: str = "json-list"      # "json-list": one JSON list of rows; "jsonl": one JSON object per line
     required_fields: tuple[str, ...] = ()   # fields every row has (file-shape check on the first row)
+    name_patterns: tuple[str, ...] = ()    # regexes that recognise it in a host task / dataset / file name
+    id_fields: tuple[str, ...] = ("question_id",)  # question-id fields of host docs / dataset rows, first wins
+
+    # ---- the benchmark as hosts name it ------------------------------------------------------
+    def matches(self, task_or_dataset_name: str | None) -> bool:
+        """Whether an lmms-eval task, VLMEvalKit dataset or file name is this benchmark's
+        (``videomme_w_subtitle``, ``Video-MME_64frame``, ``tspo_lvbench``, ``LVBench.tsv`` ...)."""
+        text = (task_or_dataset_name or "").lower()
+        return any(re.search(pattern, text) for pattern in self.name_patterns)
+
+    def question_id_of(self, row: dict[str, Any]) -> str | None:
+        """The question id of a host doc / dataset row (first non-empty :attr:`id_fields`), as a string."""
+        for name in self.id_fields:
+            value = row.get(name)
+            if value is not None and str(value) != "" and not (isinstance(value, float) and math.isnan(value)):
+                return str(value)
+        return None
+
+    def env_var(self, what: str) -> str:
+        """``TSPO_EVAL_<prefix>_<what>`` (``what``: ``ANNOTATIONS`` or ``VIDEOS``)."""
+        return f"TSPO_EVAL_{self.env_prefix}_{what}"
+
+    def locations(self, annotations: str | os.PathLike[str] | None = None,
+                  videos: str | os.PathLike[str] | None = None,
+                  defaults: dict[str, Any] | None = None) -> tuple[Path | None, Path | None]:
+        """(annotation file, video root) from the arguments, else ``$TSPO_EVAL_<prefix>_ANNOTATIONS`` /
+        ``_VIDEOS``, else ``defaults["annotations"]`` / ``["videos"]`` (e.g. a task's dataset_kwargs);
+        None where nothing is set. The video root defaults to the annotation file's folder."""
+        defaults = defaults or {}
+        found_annotations = annotations or os.environ.get(self.env_var("ANNOTATIONS")) or defaults.get("annotations")
+        found_videos = videos or os.environ.get(self.env_var("VIDEOS")) or defaults.get("videos")
+        annotation_path = Path(found_annotations).expanduser() if found_annotations else None
+        video_root = Path(found_videos).expanduser() if found_videos else None
+        if video_root is None and annotation_path is not None:
+            video_root = annotation_path.parent
+        return annotation_path, video_root
+
+    def missing_location_error(self, owner: str) -> InputError:
+        """The error for a run that cannot find this benchmark's annotations, naming the variables."""
+        return InputError(f"{owner}: set {self.env_var('ANNOTATIONS')} to the {self.name} annotation file "
+                          f"({self.annotation_file}) and {self.env_var('VIDEOS')} to the video root")
 
     def expected_format(self) -> str:
         """What this benchmark's annotation file looks like, for error messages."""

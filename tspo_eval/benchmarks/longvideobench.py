@@ -20,6 +20,8 @@ class LongVideoBench(Benchmark):
     option_style = "dot"
     post_prompt = "\nAnswer with the option's letter from the given choices directly.\n"
     env_prefix = "LVB"
+    name_patterns = (r"longvideobench", r"(^|[^a-z])lvb([^a-z]|$)")
+    id_fields = ("id",)
     video_subdir = "videos"
     annotation_file = "lvb_val.json"
     required_fields = ("id", "video_path", "question", "candidates", "correct_choice", "question_category")

@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from tspo_eval.benchmarks.base import Benchmark, check_answer, optional_float, require_str
+from tspo_eval.benchmarks.base import (
+    Benchmark,
+    check_answer,
+    optional_float,
+    require_str,
+)
 from tspo_eval.benchmarks.records import LETTERS, QuestionRecord
 from tspo_eval.errors import AnnotationError
 
@@ -80,6 +85,8 @@ class LVBench(Benchmark):
     option_style = "paren"
     post_prompt = "\nAnswer the question with the option letter."
     env_prefix = "LVBENCH"
+    name_patterns = (r"lvbench",)
+    id_fields = ("uid", "question_id")
     video_subdir = ""
     annotation_file = "video_info.meta.jsonl"
     file_layout = "jsonl"

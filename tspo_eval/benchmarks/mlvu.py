@@ -11,7 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from tspo_eval.benchmarks.base import Benchmark, check_answer, optional_float, require_str
+from tspo_eval.benchmarks.base import (
+    Benchmark,
+    check_answer,
+    optional_float,
+    require_str,
+)
 from tspo_eval.benchmarks.records import QuestionRecord
 from tspo_eval.errors import AnnotationError
 
@@ -31,6 +36,8 @@ class MLVU(Benchmark):
     post_prompt = "\nOnly give the best option.\nBest option: ("
     macro_breakdown = "task_type"
     env_prefix = "MLVU"
+    name_patterns = (r"mlvu",)
+    id_fields = ("question_id",)
     video_subdir = ""
     annotation_file = "mlvu.json"
     required_fields = ("question_id", "video_name", "question", "candidates", "answer", "task_type")

@@ -28,6 +28,7 @@ from loguru import logger
 
 from tspo_eval.benchmarks.records import QuestionRecord
 from tspo_eval.errors import AnnotationError, InputError
+from tspo_eval.lmms_samples import metric_dicts, metric_question_id
 
 ID_KEYS = ("question_id", "qid", "id", "uid")
 TEXT_KEYS = ("prediction", "pred", "response", "answer_text")
@@ -154,10 +155,7 @@ def _video_missing(row: dict[str, Any]) -> bool:
 
 
 def _sample_question_id(row: dict[str, Any], known: set[str] | None) -> str | None:
-    candidates: list[Any] = []
-    for key, value in row.items():
-        if isinstance(value, dict) and key != "doc":
-            candidates += [value.get("question_id"), value.get("id")]
+    candidates: list[Any] = [metric_question_id(metric) for _, metric in metric_dicts(row)]
     doc = row.get("doc") if isinstance(row.get("doc"), dict) else {}
     candidates += [doc.get(k) for k in ID_KEYS]
     for value in candidates:
@@ -170,17 +168,40 @@ def _sample_question_id(row: dict[str, Any], known: set[str] | None) -> str | No
 
 
 # ---- tables (VLMEvalKit) --------------------------------------------------------------------
-def _from_table(path: Path, records: Sequence[QuestionRecord] | None) -> dict[str, str]:
+#: columns read as text in every table: ids ("001" stays "001") and VLMEvalKit's row index
+TEXT_COLUMNS = (*ID_KEYS, "index", "video", "answer", "prediction")
+TABLE_SUFFIXES = (".xlsx", ".xls", ".tsv", ".csv")
+
+
+def read_table(path: str | Path):
+    """A VLMEvalKit prediction / score / data table (.xlsx, .tsv, .csv) as a pandas DataFrame.
+
+    The one table reader of the package: id, index, video, answer and prediction columns are read
+    as text (an id "001" is not turned into 1), empty cells are NaN, other columns keep their types.
+
+    Raises:
+        InputError: a missing file or another suffix. AnnotationError: an unreadable table.
+    """
     import pandas as pd
 
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"prediction file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(f"{path}: use a .xlsx, .tsv or .csv prediction file")
+    text_columns = {name: str for name in TEXT_COLUMNS}
     try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            table = pd.read_excel(path)
-        else:
-            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                                dtype=str, keep_default_na=False)
+        if suffix in (".xlsx", ".xls"):
+            return pd.read_excel(path, dtype=text_columns)
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text_columns,
+                           keep_default_na=False, na_values=[""])
     except Exception as exc:  # pandas raises many types for unreadable files
-        raise AnnotationError(f"{path}: cannot read the predictions table ({type(exc).__name__}: {exc})") from None
+        raise AnnotationError(f"{path}: cannot read the table ({type(exc).__name__}: {exc})") from None
+
+
+def _from_table(path: Path, records: Sequence[QuestionRecord] | None) -> dict[str, str]:
+    table = read_table(path)
     if table.empty:
         raise AnnotationError(f"{path}: empty predictions file")
     if "prediction" not in table.columns:

@@ -7,6 +7,8 @@ from tspo_eval.benchmarks.lvbench import LVBench
 from tspo_eval.benchmarks.mlvu import MLVU
 from tspo_eval.benchmarks.synthetic import Synthetic
 from tspo_eval.benchmarks.videomme import VideoMME
+from tspo_eval.errors import InputError
+from tspo_eval.selector_options import STRATEGIES
 
 BENCHMARK_NAMES = ("longvideobench", "mlvu", "videomme", "lvbench", "synthetic")
 _CLASSES: dict[str, type[Benchmark]] = {
@@ -32,3 +34,38 @@ def get_benchmark(name: str | Benchmark) -> Benchmark:
     if key not in _INSTANCES:
         _INSTANCES[key] = _CLASSES[key]()
     return _INSTANCES[key]
+
+
+def find_benchmark(task_or_dataset_name: str | None) -> Benchmark | None:
+    """The benchmark a host task / dataset / file name belongs to (:meth:`Benchmark.matches`), else None.
+
+    ``videomme_w_subtitle``, ``Video-MME_64frame`` -> Video-MME; ``longvideobench_val_v``, ``lvb`` ->
+    LongVideoBench; ``tspo_lvbench``, ``LVBench_64frame`` -> LVBench.
+    """
+    for name in BENCHMARK_NAMES:
+        bench = get_benchmark(name)
+        if bench.matches(task_or_dataset_name):
+            return bench
+    return None
+
+
+def benchmark_name_for(task_or_dataset_name: str | None) -> str:
+    """The benchmark name recorded for a task (index records, logs): the recognised benchmark's name,
+    else the task name itself (``"unknown"`` for none)."""
+    bench = find_benchmark(task_or_dataset_name)
+    return bench.name if bench is not None else (task_or_dataset_name or "unknown")
+
+
+def resolve_strategy(strategy: str, task_or_dataset_name: str | None = None) -> str:
+    """``"auto"`` -> the recognised benchmark's :attr:`~Benchmark.default_strategy` (bin-max for
+    Video-MME), ``topk`` for anything else; other names are checked and returned.
+
+    Raises:
+        InputError: an unknown strategy name.
+    """
+    if strategy == "auto":
+        bench = find_benchmark(task_or_dataset_name)
+        return bench.default_strategy if bench is not None else "topk"
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; choose one of auto, {', '.join(STRATEGIES)}")
+    return strategy

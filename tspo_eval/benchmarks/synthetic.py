@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from tspo_eval.benchmarks.base import Benchmark, check_answer, optional_float, require_str
+from tspo_eval.benchmarks.base import (
+    Benchmark,
+    check_answer,
+    optional_float,
+    require_str,
+)
 from tspo_eval.benchmarks.records import QuestionRecord
 from tspo_eval.errors import AnnotationError
 
@@ -19,6 +24,8 @@ class Synthetic(Benchmark):
     option_style = "dot"
     post_prompt = "\nAnswer with the option's letter from the given choices directly.\n"
     env_prefix = "SYNTHETIC"
+    name_patterns = (r"synthetic",)
+    id_fields = ("question_id",)
     video_subdir = ""
     annotation_file = "synthetic.json"
     required_fields = ("question_id", "video", "question", "options", "answer", "task_type")

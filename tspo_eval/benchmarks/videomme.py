@@ -35,6 +35,8 @@ class VideoMME(Benchmark):
                   "Respond with only the letter (A, B, C, or D) of the correct option.\n")
     post_prompt = "\nAnswer with the option's letter from the given choices directly."
     env_prefix = "VIDEOMME"
+    name_patterns = (r"video[-_]?mme",)
+    id_fields = ("question_id",)
     video_subdir = "data"
     video_extensions = (".mp4", ".MP4", ".mkv")
     annotation_file = "videomme.json"

@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tspo_eval.video import DECODERS
-
+from tspo_eval.selector_options import SelectorOptions, add_selector_arguments
 
 DESCRIPTION = """\
 Precompute the frame indices of every question of a benchmark into one JSONL index file (one
@@ -30,18 +29,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("annotations", type=Path, help="the benchmark's original annotation file")
     parser.add_argument("--videos", type=Path, required=True, help="video root folder")
     parser.add_argument("--out", type=Path, required=True, help="output index file (JSONL)")
-    parser.add_argument("--agent", default="hzf666/TSPO-0.4B", help="TSPO checkpoint folder or hub id")
-    parser.add_argument("--num-frames", type=int, default=64, help="frames per question (K)")
-    parser.add_argument("--strategy", default="auto", help="auto (bin-max for Video-MME, else topk), topk, bin-max, aks, uniform")
-    parser.add_argument("--scorer", default="tspo", choices=("tspo", "clip"), help="TSPO agent or plain CLIP similarity")
-    parser.add_argument("--clip-model", default=None, help="CLIP for --scorer clip (default: the agent's own CLIP)")
-    parser.add_argument("--cache-dir", default=None, help="CLIP feature cache folder (default: $TSPO_EVAL_CACHE_DIR or the user cache)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions (sorted by video, id)")
-    parser.add_argument("--decoder", default="auto", choices=DECODERS,
-                        help="video decoding backend")
-    parser.add_argument("--fps", type=float, default=1.0, help="candidate grid rate (frames per second)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda:<LOCAL_RANK> if available)")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: bf16 on GPU)")
+    add_selector_arguments(parser)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes decoding and CLIP-preprocessing candidates, per rank (default: the usable "
+                             "cores, bounded by available RAM; 1: everything in this process)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming into --out")
     parser.add_argument("--allow-failures", action="store_true", help="exit 0 even when some questions failed")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -67,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
     ctx = DistContext.from_env()
     options = PrecomputeOptions(
         benchmark=args.benchmark, annotations=args.annotations, video_root=args.videos, out=args.out,
-        num_frames=args.num_frames, strategy=args.strategy, scorer=args.scorer, agent=args.agent,
-        clip_model=args.clip_model, cache_dir=args.cache_dir, limit=args.limit, decoder=args.decoder,
-        fps=args.fps, device=args.device, dtype=args.dtype, overwrite=args.overwrite, progress=args.progress,
+        selector=SelectorOptions.from_args(args), limit=args.limit, overwrite=args.overwrite, progress=args.progress,
+        workers=args.workers,
     )
     report = precompute(options, ctx=ctx)
     if ctx.is_main:

@@ -5,7 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
-from tspo_eval.benchmarks import ANSWER_RULES, BENCHMARK_NAMES, get_benchmark, load_predictions, score_predictions
+from tspo_eval.benchmarks import (
+    ANSWER_RULES,
+    BENCHMARK_NAMES,
+    get_benchmark,
+    load_predictions,
+    score_predictions,
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from tspo_eval.errors import InputError
-from tspo_eval.video import DECODERS as DECODER_CHOICES
-
-STRATEGY_CHOICES = ("topk", "bin-max", "aks", "uniform")
+from tspo_eval.selector_options import SelectorOptions, add_selector_arguments
 
 DESCRIPTION = """\
 Pick the K frames of one video that best answer one question, with the TSPO temporal agent
@@ -26,20 +24,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.add_argument("video", help="video file")
     parser.add_argument("--question", "-q", required=True, help="question text (options are cut off)")
-    parser.add_argument("--agent", default="hzf666/TSPO-0.4B", help="TSPO checkpoint folder or hub id")
-    parser.add_argument("--num-frames", "-k", type=int, default=64, help="frames to select (K)")
-    parser.add_argument("--strategy", default="topk", help=f"one of {', '.join(STRATEGY_CHOICES)}")
-    parser.add_argument("--scorer", default="tspo", help="tspo (the agent) or clip (raw CLIP similarity)")
-    parser.add_argument(
-        "--clip-model", default=None,
-        help="for --scorer clip: HF CLIP folder/id or open_clip:ARCH/PRETRAINED; for tspo: the CLIP of a training checkpoint",
-    )
-    parser.add_argument("--fps", type=float, default=1.0, help="candidate rate in frames per second")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: bf16 on cuda, fp32 on cpu)")
-    parser.add_argument("--decoder", default="auto", help=f"one of {', '.join(DECODER_CHOICES)}")
-    parser.add_argument("--cache-dir", default=None, help="feature cache folder (default: $TSPO_EVAL_CACHE_DIR or user cache)")
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    add_selector_arguments(parser, strategy_default="topk")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--contact-sheet", metavar="PNG", default=None, help="write the chosen frames with their times")
     parser.add_argument("--plot", metavar="PNG", default=None, help="write the score timeline with the chosen frames marked")
@@ -47,22 +32,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Fail fast (before loading any model) on options that cannot work."""
+    """Fail fast (before loading any model) on options that cannot work; keeps the validated options."""
     from tspo_eval.agent.text import question_stem
 
-    if args.num_frames <= 0:
-        raise InputError(f"--num-frames must be a positive integer, got {args.num_frames}")
-    if args.strategy not in STRATEGY_CHOICES:
-        raise InputError(f"unknown strategy {args.strategy!r}; choose one of {', '.join(STRATEGY_CHOICES)}")
-    if args.decoder not in DECODER_CHOICES:
-        raise InputError(f"unknown decoder {args.decoder!r}; choose one of {', '.join(DECODER_CHOICES)}")
-    if args.scorer not in ("tspo", "clip"):
-        raise InputError(f"unknown scorer {args.scorer!r}; choose tspo or clip")
+    args.selector_options = SelectorOptions.from_args(args)
     if not args.question or not args.question.strip():
         raise InputError("empty question: pass the question text with --question")
     question_stem(args.question)  # a question made only of options fails here, before any model loads
-    if not args.fps > 0:
-        raise InputError(f"--fps must be positive, got {args.fps}")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -99,23 +75,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Probe the video, build the selector (model + cache), select, report."""
+    from tspo_eval.benchmarks import resolve_strategy
     from tspo_eval.selection import FrameSelector
     from tspo_eval.video import open_video
 
-    with open_video(args.video, args.decoder):  # a bad video fails here, before any model is loaded
+    with open_video(args.video, args.selector_options.decoder):  # a bad video fails here, before any model is loaded
         pass
 
-    selector = FrameSelector.from_options(
-        scorer=args.scorer, agent=args.agent, clip_model=args.clip_model, device=args.device, dtype=args.dtype,
-        cache_dir=args.cache_dir, decoder=args.decoder, fps=args.fps, cache=not args.no_cache,
-    )
-    result = selector.select(args.video, args.question, num_frames=args.num_frames, strategy=args.strategy)
+    options = args.selector_options
+    selector = FrameSelector.build(options)
+    result = selector.select(args.video, args.question, num_frames=options.num_frames,
+                             strategy=resolve_strategy(options.strategy, None))
     title = f"{args.video} | {' '.join(args.question.split())}"  # visualize wraps it and ends a cut with "…"
     if args.contact_sheet:
         from tspo_eval.video import decode_frames
         from tspo_eval.visualize import contact_sheet
 
-        frames = decode_frames(args.video, result.frame_indices, decoder=args.decoder)
+        frames = decode_frames(args.video, result.frame_indices, decoder=args.selector_options.decoder)
         contact_sheet(frames, result.timestamps, args.contact_sheet, title=title)
     if args.plot:
         from tspo_eval.video import uniform_frame_indices

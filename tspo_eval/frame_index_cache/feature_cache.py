@@ -1,11 +1,19 @@
 """On-disk cache of CLIP frame features: one safetensors file per (video content, candidate grid,
-encoder), shared by every question on that video."""
+encoder, decoder), shared by every question on that video.
+
+A :class:`CacheKey` names an entry; the entry's file name is ``CacheKey.digest`` and its metadata
+is derived from the key (:meth:`CacheKey.metadata`), so callers build the key once:
+``cache.load(key)`` / ``cache.save(key, features)``.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +29,66 @@ FORMAT_VERSION = "1"
 ENV_VAR = "TSPO_EVAL_CACHE_DIR"
 SUFFIX = ".safetensors"
 _TENSOR = "features"
+#: the key parts as named in an entry's metadata (on-disk names, unchanged since format version 1)
 _KEY_PARTS = ("video_fingerprint", "candidate_stride", "num_candidates", "encoder_fingerprint")
+#: metadata names :meth:`FeatureCache.save` writes itself (besides the key parts)
+_DERIVED = ("format_version", "key", "feature_dim", "shape", "dtype", "sha256")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheKey:
+    """What a cached ``[T, D]`` feature tensor depends on.
+
+    Attributes:
+        video_fingerprint: content fingerprint of the video file (:func:`tspo_eval.video.video_fingerprint`).
+        candidate_stride: source frames between two candidates (``round(avg_fps / fps)``).
+        num_candidates: ``T``, the length of the candidate grid.
+        encoder_fingerprint: the scorer's image-encoder fingerprint (tower + preprocessing + dtype).
+        decoder: the backend that really decoded the pixels (``decord``, ``pyav``, ``torchcodec``;
+            with ``auto`` the one that did): one decoder's features never serve another.
+
+    On disk (format version 1) the encoder and decoder form one key part,
+    ``"<encoder_fingerprint>|decoder=<decoder>"`` (:attr:`encoder_part`), stored under the name
+    ``encoder_fingerprint``.
+    """
+
+    video_fingerprint: str
+    candidate_stride: int
+    num_candidates: int
+    encoder_fingerprint: str
+    decoder: str
+
+    def __post_init__(self) -> None:
+        for name in ("video_fingerprint", "encoder_fingerprint", "decoder"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"cache key part {name} must be a non-empty string, got {value!r}")
+        for name, least in (("candidate_stride", 1), ("num_candidates", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"cache key part {name} must be an integer >= {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))  # numpy integers -> int (hashing, repr)
+
+    @property
+    def encoder_part(self) -> str:
+        """The encoder key part as stored: ``"<encoder_fingerprint>|decoder=<decoder>"``."""
+        return f"{self.encoder_fingerprint}|decoder={self.decoder}"
+
+    @property
+    def digest(self) -> str:
+        """40 hex characters: the entry's file name (without :data:`SUFFIX`)."""
+        text = (f"tspo-features/{FORMAT_VERSION}|{self.video_fingerprint}|{self.candidate_stride}|"
+                f"{self.num_candidates}|{self.encoder_part}")
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def metadata(self) -> dict[str, str]:
+        """The key parts as the string metadata an entry stores (and :meth:`FeatureCache.load` checks)."""
+        return {
+            "video_fingerprint": self.video_fingerprint,
+            "candidate_stride": str(self.candidate_stride),
+            "num_candidates": str(self.num_candidates),
+            "encoder_fingerprint": self.encoder_part,
+        }
 
 
 class CacheEntryError(Exception):
@@ -56,13 +123,14 @@ def _read_header(data: bytes) -> dict:
 
 
 class FeatureCache:
-    """Frame features [T, D] (D = 768 for TSPO) keyed by :meth:`key`, in ``root``.
+    """Frame features [T, D] (D = 768 for TSPO) keyed by a :class:`CacheKey`, in ``root``.
 
-    Each entry is ``<key>.safetensors`` with one float32 tensor and string metadata: the format
-    version, the key and its four parts, the shape and a SHA-256 of the values.  Writes go to a
-    temporary file in ``root`` and are moved into place with ``os.replace``, so readers never
-    see half a file and several processes may write the same key at once (the last complete
-    file wins; all are equal).  :meth:`load` checks everything and treats a bad entry as a miss.
+    Each entry is ``<key.digest>.safetensors`` with one float32 tensor and string metadata: the
+    format version, the digest and the key's four stored parts, the shape and a SHA-256 of the
+    values.  Writes go to a temporary file in ``root`` and are moved into place with
+    ``os.replace``, so readers never see half a file and several processes may write the same
+    key at once (the last complete file wins; all are equal).  :meth:`load` checks everything and
+    treats a bad entry as a miss.
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
@@ -72,29 +140,14 @@ class FeatureCache:
         return f"FeatureCache({str(self.root)!r})"
 
     # -- keys ------------------------------------------------------------------------------
-    @staticmethod
-    def key(video_fp: str, stride: int, n_candidates: int, encoder_fp: str) -> str:
-        """40 hex characters identifying (video content, grid stride, grid length, encoder)."""
-        text = f"tspo-features/{FORMAT_VERSION}|{video_fp}|{int(stride)}|{int(n_candidates)}|{encoder_fp}"
-        return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-    @staticmethod
-    def key_metadata(video_fp: str, stride: int, n_candidates: int, encoder_fp: str) -> dict[str, str]:
-        """The key parts as the string metadata :meth:`save` stores (and :meth:`load` checks)."""
-        return {
-            "video_fingerprint": str(video_fp),
-            "candidate_stride": str(int(stride)),
-            "num_candidates": str(int(n_candidates)),
-            "encoder_fingerprint": str(encoder_fp),
-        }
-
-    def path_for(self, key: str) -> Path:
-        if not key or any(c in key for c in "/\\") or key.startswith("."):
-            raise ValueError(f"invalid cache key {key!r}")
-        return self.root / f"{key}{SUFFIX}"
+    def path_for(self, key: CacheKey) -> Path:
+        """The entry file of ``key``: ``<root>/<key.digest>.safetensors``."""
+        if not isinstance(key, CacheKey):
+            raise TypeError(f"feature cache keys are CacheKey objects, got {type(key).__name__} {key!r}")
+        return self.root / f"{key.digest}{SUFFIX}"
 
     # -- read ------------------------------------------------------------------------------
-    def load(self, key: str) -> Tensor | None:
+    def load(self, key: CacheKey) -> Tensor | None:
         """Features float32 [T, D] stored under ``key``; None on a miss.
 
         A corrupt, truncated, stale (other format version) or inconsistent entry (metadata not
@@ -117,7 +170,7 @@ class FeatureCache:
             self._remove_if_unchanged(path, stat)
             return None
 
-    def _decode(self, key: str, data: bytes) -> Tensor:
+    def _decode(self, key: CacheKey, data: bytes) -> Tensor:
         import torch
         from safetensors.torch import load as load_bytes
 
@@ -125,16 +178,14 @@ class FeatureCache:
         meta = header.get("__metadata__") or {}
         if meta.get("format_version") != FORMAT_VERSION:
             raise CacheEntryError(f"stale format version {meta.get('format_version')!r} (expected {FORMAT_VERSION})")
-        if meta.get("key") != key:
+        if meta.get("key") != key.digest:
             raise CacheEntryError(f"entry records key {meta.get('key')!r}")
+        if any(meta.get(name) != value for name, value in key.metadata().items()):
+            raise CacheEntryError("metadata key parts do not match the key (edited or stale entry)")
         try:
-            parts = [meta[name] for name in _KEY_PARTS]
-            recomputed = self.key(parts[0], int(parts[1]), int(parts[2]), parts[3])
-            n_candidates, dim = int(parts[2]), int(meta["feature_dim"])
+            n_candidates, dim = key.num_candidates, int(meta["feature_dim"])
         except (KeyError, ValueError) as exc:
             raise CacheEntryError(f"incomplete metadata ({exc})") from None
-        if recomputed != key:
-            raise CacheEntryError("metadata key parts do not match the key (edited or stale entry)")
         try:
             tensors = load_bytes(data)
         except Exception as exc:  # safetensors raises SafetensorError / ValueError on bad bytes
@@ -163,37 +214,40 @@ class FeatureCache:
             logger.warning("feature cache: cannot remove {} ({})", path, exc)
 
     # -- write -----------------------------------------------------------------------------
-    def save(self, key: str, features: Tensor, metadata: dict[str, str]) -> None:
+    def save(self, key: CacheKey, features: Tensor, *, extra: Mapping[str, str] | None = None) -> None:
         """Store float32 [T, D] ``features`` under ``key`` atomically.
 
-        ``metadata`` must hold the key parts (see :meth:`key_metadata`); other string entries
-        (e.g. the video path) are stored for information.  Failures to write are logged, not
-        raised: the cache is an optimisation.
+        The entry's metadata is the key's (:meth:`CacheKey.metadata`) plus ``extra`` string
+        entries stored for information only (e.g. the video's file name). Failures to write are
+        logged, not raised: the cache is an optimisation.
+
+        Raises:
+            ValueError: ``features`` not ``[T, D]`` with ``T == key.num_candidates``, or ``extra``
+                naming a key part or a derived entry.
         """
         import torch
         from safetensors.torch import save as save_bytes
 
+        path = self.path_for(key)
         features = features.detach().to("cpu", torch.float32).contiguous()
         if features.ndim != 2:
             raise ValueError(f"features must be [T, D], got shape {tuple(features.shape)}")
-        meta = {str(k): str(v) for k, v in metadata.items()}
-        missing = [name for name in _KEY_PARTS if name not in meta]
-        if missing:
-            raise ValueError(f"cache metadata lacks the key parts {missing}")
-        if self.key(meta[_KEY_PARTS[0]], int(meta[_KEY_PARTS[1]]), int(meta[_KEY_PARTS[2]]), meta[_KEY_PARTS[3]]) != key:
-            raise ValueError("cache metadata does not match the key")
-        if int(meta["num_candidates"]) != features.shape[0]:
-            raise ValueError(f"{features.shape[0]} feature rows for {meta['num_candidates']} candidates")
+        if features.shape[0] != key.num_candidates:
+            raise ValueError(f"{features.shape[0]} feature rows for {key.num_candidates} candidates")
+        info = {str(k): str(v) for k, v in (extra or {}).items()}
+        reserved = sorted(set(info) & {*_KEY_PARTS, *_DERIVED})
+        if reserved:
+            raise ValueError(f"extra cache metadata may not replace the key parts or derived entries {reserved}")
+        meta = {**key.metadata(), **info}
         meta.update(
             format_version=FORMAT_VERSION,
-            key=key,
+            key=key.digest,
             feature_dim=str(features.shape[1]),
             shape=json.dumps(list(features.shape)),
             dtype="float32",
             sha256=_digest(features),
         )
         payload = save_bytes({_TENSOR: features}, metadata=meta)
-        path = self.path_for(key)
         try:
             atomic_write(path, payload)
         except OSError as exc:

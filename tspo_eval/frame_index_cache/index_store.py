@@ -28,7 +28,7 @@ from tspo_eval.atomic_files import atomic_write
 from tspo_eval.errors import AnnotationError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tspo_eval.selection import SelectionResult
+    from tspo_eval.selection_result import SelectionResult
 
 #: flag set on records whose selection has fewer frames than were asked for (short video, or a
 #: published row with fewer than 64 indices; the TSPO reference then fell back to uniform sampling)
@@ -51,6 +51,8 @@ class IndexRecord:
     rate; empty when unknown, e.g. an imported published row without ``--videos``). ``n_frames``/``avg_fps`` are 0 when unknown. ``flags`` marks
     special cases (:data:`FLAG_SHORT`, :data:`FLAG_IMPORTED`); ``extra`` carries anything
     else, e.g. ``{"source_row": {...}}``, the original annotation row of an imported record.
+    ``clip_fingerprint`` holds the scorer's image-encoder fingerprint (a result's
+    ``encoder_fingerprint``); the name is kept so existing index files and samples stay readable.
     """
 
     benchmark: str
@@ -77,33 +79,29 @@ class IndexRecord:
         video: str,
         num_frames: int | None = None,
     ) -> IndexRecord:
-        """Record of a :class:`~tspo_eval.selection.SelectionResult`.
+        """Record of a :class:`~tspo_eval.selection_result.SelectionResult` (nothing else is read).
 
         ``video`` is the name to store (relative to the benchmark's video root, not the local
         path); ``num_frames`` (the K asked for) sets :data:`FLAG_SHORT` when fewer were chosen.
+        ``candidate_stride`` is the stride of the video's candidate grid (``result.candidate_stride``),
+        also when the frames came from an index file and are off that grid; the result's
+        ``encoder_fingerprint`` is stored as ``clip_fingerprint``.
         """
-        candidates = list(result.candidate_indices)
-        if len(candidates) >= 2:
-            stride = int(candidates[1]) - int(candidates[0])
-        else:
-            from tspo_eval.video import candidate_stride
-
-            stride = candidate_stride(result.avg_fps, result.fps)
-        indices = [int(i) for i in result.frame_indices]
+        indices = result.frame_indices
         flags = [FLAG_SHORT] if num_frames is not None and len(indices) < num_frames else []
         return cls(
             benchmark=str(benchmark),
             question_id=str(question_id),
             video=str(video),
-            n_frames=int(result.n_frames),
-            avg_fps=float(result.avg_fps),
-            candidate_stride=int(stride),
+            n_frames=result.n_frames,
+            avg_fps=result.avg_fps,
+            candidate_stride=result.candidate_stride,
             frame_indices=indices,
-            timestamps=_result_times(result, indices),
-            strategy=str(result.strategy),
-            scorer=str(result.scorer),
-            agent_fingerprint=str(result.agent_fingerprint or ""),
-            clip_fingerprint=str(result.clip_fingerprint or ""),
+            timestamps=result.timestamps,
+            strategy=result.strategy,
+            scorer=result.scorer,
+            agent_fingerprint=result.agent_fingerprint,
+            clip_fingerprint=result.encoder_fingerprint,
             flags=flags,
         )
 
@@ -140,15 +138,6 @@ class IndexRecord:
         except (TypeError, ValueError) as exc:
             raise AnnotationError(f"{where}: index record {qid!r} is malformed: {exc}") from exc
         return record
-
-
-def _result_times(result: Any, indices: list[int]) -> list[float]:
-    """The result's own frame times (presentation times, true for variable frame rates), else
-    ``frame_index / avg_fps``."""
-    times = list(getattr(result, "timestamps", None) or [])
-    if len(times) == len(indices):
-        return [round(float(t), 6) for t in times]
-    return timestamps_for(indices, float(result.avg_fps))
 
 
 def timestamps_for(frame_indices: Iterable[int], avg_fps: float) -> list[float]:
@@ -208,7 +197,7 @@ def iter_index_jsonl(path: str | Path) -> Iterator[IndexRecord]:
     path = Path(path)
     rows, _, torn = _scan_jsonl(path)
     if torn:
-        logger.warning(f"{path}: ignoring an incomplete last line (interrupted write)")
+        logger.warning("{}: ignoring an incomplete last line (interrupted write)", path)
     for line_no, obj in rows:
         yield IndexRecord.from_dict(obj, where=f"{path}:{line_no}")
 
@@ -258,7 +247,7 @@ class IndexWriter:
         if self.path.exists():
             rows, good_end, torn = _scan_jsonl(self.path)
             if torn or good_end != self.path.stat().st_size:
-                logger.warning(f"{self.path}: cutting off an incomplete last line (interrupted write)")
+                logger.warning("{}: cutting off an incomplete last line (interrupted write)", self.path)
                 os.truncate(self.path, good_end)
             if good_end and _last_byte(self.path) != b"\n":  # a whole last record without newline
                 with self.path.open("ab") as handle:
@@ -276,7 +265,7 @@ class IndexWriter:
         if self._fd is None:
             raise InputError(f"{self.path}: index writer is closed")
         if record.question_id in self._done:
-            logger.debug(f"{self.path}: {record.question_id} already written, skipped")
+            logger.debug("{}: {} already written, skipped", self.path, record.question_id)
             return False
         data = (record.to_json() + "\n").encode("utf-8")
         written = os.write(self._fd, data)
@@ -302,4 +291,4 @@ class IndexWriter:
         try:
             self.close()
         except OSError:
-            logger.debug(f"{self.path}: closing the index writer failed")
+            logger.debug("{}: closing the index writer failed", self.path)

@@ -129,7 +129,8 @@ def import_published(path: str | Path, benchmark: str | None = None) -> list[Ind
         ))
     short = sum(FLAG_SHORT in r.flags for r in records)
     if short:
-        logger.info(f"{path.name}: {short}/{len(records)} rows have fewer than {PUBLISHED_NUM_FRAMES} indices (kept, flagged)")
+        logger.info("{}: {}/{} rows have fewer than {} indices (kept, flagged)", path.name, short, len(records),
+                    PUBLISHED_NUM_FRAMES)
     return records
 
 
@@ -207,5 +208,5 @@ def export_published(records: Sequence[IndexRecord], out: str | Path, annotation
     out = Path(out)
     atomic_write(out, json.dumps(rows))  # json's defaults: the published files' exact bytes
     if missing:
-        logger.warning(f"{out}: {len(missing)} questions without a record or annotation row were left out")
+        logger.warning("{}: {} questions without a record or annotation row were left out", out, len(missing))
     return len(rows), missing

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from tspo_eval.leaderboard.board import Leaderboard, Row, build_leaderboard
 from tspo_eval.leaderboard.runs import Run, assign_names, load_all, load_runs
-from tspo_eval.leaderboard.stats import Interval, McNemar, bootstrap_accuracy_ci, mcnemar_exact, paired_bootstrap
+from tspo_eval.leaderboard.stats import (
+    Interval,
+    McNemar,
+    bootstrap_accuracy_ci,
+    mcnemar_exact,
+    paired_bootstrap,
+)
 
 __all__ = [
     "Interval", "Leaderboard", "McNemar", "Row", "Run", "assign_names", "bootstrap_accuracy_ci",

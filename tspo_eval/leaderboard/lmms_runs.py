@@ -26,12 +26,10 @@ from loguru import logger
 from tspo_eval.errors import AnnotationError
 from tspo_eval.frame_records import FRAMES_KEY, SAMPLES_NAME_RE
 from tspo_eval.leaderboard.run import Run, benchmark_from_name, label_from_model_args
+from tspo_eval.lmms_samples import iter_samples, metric_dicts, metric_question_id
 
 _SAMPLES_RE = SAMPLES_NAME_RE
 _RESULTS_SUFFIX = "_results.json"
-_SAMPLE_KEYS = {"doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "token_counts",
-                "doc_hash", "input", "input_media", "prompt_hash", "target_hash"}
-_QID_KEYS = ("question_id", "id", "uid", "qid")
 _PRED_KEYS = ("pred", "parsed_pred", "pred_answer")
 #: fields of a metric dict that are not breakdowns
 _NOT_BREAKDOWN = {"question_id", "id", "uid", "qid", "pred", "parsed_pred", "pred_answer", "answer",
@@ -148,29 +146,22 @@ def read_samples(path: Path) -> SamplesData:
     """Per-question outcomes and categories of an lmms-eval samples file (first answer of a duplicated id)."""
     data = SamplesData()
     benchmarks: set[str] = set()
-    with path.open("r", encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AnnotationError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-            metric = metric_dict(sample)
-            if metric is None:
-                raise AnnotationError(f"{path}: line {lineno}: no per-question metric dict with a question id "
-                                      f"(keys: {sorted(sample)[:12]})")
-            qid = str(next(metric[q] for q in _QID_KEYS if q in metric))
-            if qid in data.outcomes:
-                data.duplicates += 1
-                continue
-            data.outcomes[qid] = _correct(metric)
-            data.categories[qid] = _categories(metric)
-            data.unparsed += bool(metric.get("unparsed"))
-            data.video_missing += bool(metric.get("video_missing"))
-            data.frames += isinstance(metric.get(FRAMES_KEY), dict)
-            if isinstance(metric.get("benchmark"), str):
-                benchmarks.add(metric["benchmark"])
+    for lineno, sample in iter_samples(path):
+        metric = metric_dict(sample)
+        if metric is None:
+            raise AnnotationError(f"{path}: line {lineno}: no per-question metric dict with a question id "
+                                  f"(keys: {sorted(sample)[:12]})")
+        qid = metric_question_id(metric)
+        if qid in data.outcomes:
+            data.duplicates += 1
+            continue
+        data.outcomes[qid] = _correct(metric)
+        data.categories[qid] = _categories(metric)
+        data.unparsed += bool(metric.get("unparsed"))
+        data.video_missing += bool(metric.get("video_missing"))
+        data.frames += isinstance(metric.get(FRAMES_KEY), dict)
+        if isinstance(metric.get("benchmark"), str):
+            benchmarks.add(metric["benchmark"])
     if data.duplicates:
         logger.warning("{}: {} duplicate question ids (first answer kept)", path, data.duplicates)
     if not data.outcomes:
@@ -182,9 +173,8 @@ def read_samples(path: Path) -> SamplesData:
 
 
 def metric_dict(sample: dict[str, Any]) -> dict[str, Any] | None:
-    """The per-question metric dict of one samples line (ours first), or None."""
-    candidates = [(k, v) for k, v in sample.items()
-                  if k not in _SAMPLE_KEYS and isinstance(v, dict) and any(q in v for q in _QID_KEYS)]
+    """The per-question metric dict of one samples line (ours first, then one with a verdict), or None."""
+    candidates = [(k, v) for k, v in metric_dicts(sample) if metric_question_id(v) is not None]
     if not candidates:
         return None
     candidates.sort(key=lambda kv: (not kv[0].startswith("tspo"), "correct" not in kv[1]))

@@ -13,18 +13,11 @@ from typing import Any
 
 from loguru import logger
 
+from tspo_eval.benchmarks.registry import find_benchmark
 from tspo_eval.errors import InputError
 
 #: frame sources a run can be labelled with
 FRAME_SOURCES = ("uniform", "tspo", "clip", "index", "unknown")
-#: how benchmark names are recognised in task / dataset / file names (checked in this order)
-_BENCHMARK_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("longvideobench", r"longvideobench|(^|[^a-z])lvb([^a-z]|$)"),
-    ("videomme", r"videomme|video-mme|video_mme"),
-    ("mlvu", r"mlvu"),
-    ("lvbench", r"lvbench"),
-    ("synthetic", r"synthetic"),
-)
 _MODEL_KEYS = ("pretrained", "model_path", "model_name", "model_id", "vlm", "model", "path")
 _FRAMES_KEYS = ("num_frames", "max_frames_num", "max_num_frames", "nframes", "max_frames", "frames", "nframe")
 
@@ -76,11 +69,8 @@ class Run:
 # ---- labelling ---------------------------------------------------------------------------------
 def benchmark_from_name(text: str) -> str | None:
     """Benchmark named in a task / dataset / file name ("tspo_lvbench" -> "lvbench"), else None."""
-    lowered = text.lower()
-    for name, pattern in _BENCHMARK_PATTERNS:
-        if re.search(pattern, lowered):
-            return name
-    return None
+    bench = find_benchmark(text)
+    return bench.name if bench is not None else None
 
 
 def parse_model_args(model_args: Any) -> dict[str, str]:
@@ -120,13 +110,11 @@ def is_tspo_model(lmms_model: str | None) -> bool:
 
 def _frame_source_defaults() -> dict[str, Any]:
     """Defaults of our models' TSPO model_args (frame_selection, num_frames, scorer)."""
-    try:
-        from tspo_eval.frame_source import FrameSourceOptions
+    from tspo_eval.frame_source import FrameSourceOptions
+    from tspo_eval.selector_options import SelectorOptions
 
-        return {"frame_selection": FrameSourceOptions.frame_selection, "num_frames": FrameSourceOptions.num_frames,
-                "scorer": FrameSourceOptions.scorer}
-    except (ImportError, AttributeError):  # pragma: no cover - frame_source is part of the package
-        return {"frame_selection": "tspo", "num_frames": 64, "scorer": "tspo"}
+    return {"frame_selection": FrameSourceOptions.frame_selection, "num_frames": SelectorOptions.num_frames,
+            "scorer": SelectorOptions.scorer}
 
 
 def frame_source_from_args(args: dict[str, str], lmms_model: str | None = None) -> str:

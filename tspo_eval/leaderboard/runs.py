@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from loguru import logger
 
 from tspo_eval.errors import AnnotationError, InputError
-from tspo_eval.leaderboard.lmms_runs import is_lmms_file, read_file as read_lmms_file, read_output_dir
+from tspo_eval.leaderboard.lmms_runs import is_lmms_file, read_output_dir
+from tspo_eval.leaderboard.lmms_runs import read_file as read_lmms_file
 from tspo_eval.leaderboard.run import (  # noqa: F401 - the labelling helpers are part of this module's API
     FRAME_SOURCES,
     Run,
@@ -31,7 +32,8 @@ from tspo_eval.leaderboard.run import (  # noqa: F401 - the labelling helpers ar
     parse_model_args,
     short_model_name,
 )
-from tspo_eval.leaderboard.vlmeval_runs import read_dir as read_vlmeval_dir, read_file as read_vlmeval_file
+from tspo_eval.leaderboard.vlmeval_runs import read_dir as read_vlmeval_dir
+from tspo_eval.leaderboard.vlmeval_runs import read_file as read_vlmeval_file
 
 
 # ---- loading -----------------------------------------------------------------------------------

@@ -8,9 +8,16 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from tspo_eval.leaderboard.span_hits import SpanBoard, SpanRow
 from tspo_eval.atomic_files import atomic_write
-from tspo_eval.leaderboard.tables import ci_text, csv_text, fmt, fmt_p, json_safe, md_table
+from tspo_eval.leaderboard.span_hits import SpanBoard, SpanRow
+from tspo_eval.leaderboard.tables import (
+    ci_text,
+    csv_text,
+    fmt,
+    fmt_p,
+    json_safe,
+    md_table,
+)
 
 SCHEMA = "tspo-eval/span-hits/v1"
 SPAN_FIELDS = [f.name for f in fields(SpanRow)]

@@ -25,6 +25,7 @@ from typing import Any
 
 from loguru import logger
 
+from tspo_eval.benchmarks.predictions import read_table
 from tspo_eval.errors import AnnotationError, InputError
 from tspo_eval.leaderboard.run import Run, benchmark_from_name
 from tspo_eval.model_adapters.vlmevalkit_summary import (
@@ -83,17 +84,9 @@ def frame_source_from_model(model: str) -> str:
     return "uniform"
 
 
-def read_table(path: Path):
-    """A VLMEvalKit table as a pandas DataFrame (AnnotationError when unreadable or empty)."""
-    import pandas as pd
-
-    try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            table = pd.read_excel(path)
-        else:
-            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for unreadable files
-        raise AnnotationError(f"{path}: cannot read the table ({type(exc).__name__}: {exc})") from None
+def read_nonempty_table(path: Path):
+    """A VLMEvalKit table (:func:`~tspo_eval.benchmarks.predictions.read_table`); AnnotationError when empty."""
+    table = read_table(path)
     if table.empty:
         raise AnnotationError(f"{path}: empty table")
     return table
@@ -106,7 +99,7 @@ def read_file(path: Path, annotations: Mapping[str, Sequence[Any]] | None = None
     benchmark = benchmark_from_name(path.stem)
     if benchmark is None:
         raise AnnotationError(f"{path}: cannot tell the benchmark from the file name")
-    table = read_table(path)
+    table = read_nonempty_table(path)
     if _is_frame_index_table(table):
         raise AnnotationError(f"{path}: frame indices (TSPO_FrameIndex output), not answers")
     model = model_from_path(path)

@@ -1,6 +1,6 @@
 """Plumbing shared by the lmms-eval TSPO models (``qwen2_5_vl_tspo``, ``llava_vid_tspo``).
 
-* :func:`pop_tspo_options` takes the TSPO ``model_args`` out of the constructor kwargs (built-in
+* :func:`~tspo_eval.frame_source.pop_host_options` takes the TSPO ``model_args`` out of the constructor kwargs (built-in
   lmms-eval constructors ``assert kwargs == {}``) and :func:`reject_unknown` names leftovers;
 * :func:`doc_question` / :func:`doc_video` read the question, its id and the video path from the
   doc of the built-in tasks (LongVideoBench, Video-MME, MLVU, LVBench) and the ``tspo_*`` tasks;
@@ -26,9 +26,10 @@ from typing import Any
 from lmms_eval.api.model import lmms
 from loguru import logger
 
+from tspo_eval.benchmarks.registry import find_benchmark
 from tspo_eval.errors import InputError, TspoEvalError, VideoError
 from tspo_eval.frame_records import FRAME_BOOK
-from tspo_eval.frame_source import FrameSource, FrameSourceOptions, benchmark_for_task
+from tspo_eval.frame_source import HOST_ARGUMENTS, FrameSource
 from tspo_eval.model_adapters.lmms_eval_side_log import (
     SideLog,
     explicit_selection_log,
@@ -38,41 +39,18 @@ from tspo_eval.model_adapters.lmms_eval_side_log import (
     side_log_template,
 )
 
-#: model_args name -> FrameSourceOptions field (the TSPO options every TSPO model accepts)
-TSPO_MODEL_ARGS: dict[str, str] = {
-    "frame_selection": "frame_selection", "tspo_path": "tspo_path", "num_frames": "num_frames",
-    "strategy": "strategy", "scorer": "scorer", "clip_model": "clip_model", "feature_cache": "feature_cache",
-    "frame_index": "frame_index", "missing": "missing", "short": "short", "decoder": "decoder",
-    "candidate_fps": "fps", "tspo_device": "device", "tspo_dtype": "dtype",
-}
 #: further model_args handled by the shared plumbing
 COMMON_MODEL_ARGS = ("selection_log",)
 
-#: question-id fields of the docs, by benchmark (first present wins), then generic ones
-_ID_FIELDS: dict[str, tuple[str, ...]] = {
-    "longvideobench": ("id",),
-    "videomme": ("question_id",),
-    "mlvu": ("question_id",),
-    "lvbench": ("uid", "question_id"),
-}
+#: question-id fields tried after the benchmark's own (Benchmark.id_fields) for other tasks' docs
 _GENERIC_ID_FIELDS = ("question_id", "qid", "id", "uid")
-
-
-def pop_tspo_options(kwargs: dict[str, Any], model: str = "tspo") -> dict[str, Any]:
-    """Remove the TSPO model_args from ``kwargs`` (in place); return them as FrameSourceOptions fields.
-
-    The values are checked here, before any model is loaded (:class:`InputError` naming the option).
-    """
-    options = {TSPO_MODEL_ARGS[name]: kwargs.pop(name) for name in list(kwargs) if name in TSPO_MODEL_ARGS}
-    FrameSourceOptions.from_dict(options, owner=model)
-    return options
 
 
 def reject_unknown(model: str, leftover: dict[str, Any], known: Sequence[str]) -> None:
     """:class:`InputError` naming every unknown model_arg and the accepted ones."""
     if leftover:
         names = ", ".join(sorted(leftover))
-        accepted = ", ".join(sorted({*known, *TSPO_MODEL_ARGS, *COMMON_MODEL_ARGS}))
+        accepted = ", ".join(sorted({*known, *HOST_ARGUMENTS, *COMMON_MODEL_ARGS}))
         raise InputError(f"{model}: unknown model_args {names}; accepted: {accepted}")
 
 
@@ -92,7 +70,8 @@ def doc_question(task: str, doc: dict[str, Any], doc_id: int, context: str) -> t
     question = doc.get("question") if isinstance(doc, dict) else None
     if not isinstance(question, str) or not question.strip():
         question = context
-    fields = _ID_FIELDS.get(benchmark_for_task(task), ()) + _GENERIC_ID_FIELDS
+    bench = find_benchmark(task)
+    fields = (bench.id_fields if bench is not None else ()) + _GENERIC_ID_FIELDS
     if frames_go_to_samples(task):  # our tasks' docs: the id their process_results looks the frames up by
         fields = ("question_id", *fields)
     for name in fields:
@@ -195,7 +174,7 @@ class TspoLmms(lmms):
     def _setup_frames(self, tspo_options: dict[str, Any], selection_log: str | None) -> None:
         """One FrameSource per rank on this rank's device (the feature cache folder is shared)."""
         options = dict(tspo_options)
-        options.setdefault("device", str(self._device))
+        options.setdefault("tspo_device", str(self._device))
         frame_selection = options.pop("frame_selection", "tspo")
         self.frame_source = FrameSource.from_options(frame_selection, **options)
         self._selection_log_arg = explicit_selection_log(selection_log)
@@ -203,7 +182,7 @@ class TspoLmms(lmms):
         self.failures = FailureLog()
         self._seen: set[tuple[str, int]] = set()  # (task, doc_id): lmms-eval pads ranks with duplicates
         logger.info("{}: frame_selection={}, num_frames={}, strategy={}", self.model_name, self.frame_source.mode,
-                    self.frame_source.options.num_frames, self.frame_source.options.strategy)
+                    self.frame_source.options.num_frames, self.frame_source.options.selector.strategy)
 
     @property
     def batch_size(self) -> int:
@@ -237,7 +216,10 @@ class TspoLmms(lmms):
 
         ``request.args`` is lmms-eval's ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``.
         Requests are taken ``batch_size`` at a time: their frames are selected and decoded, then
-        :meth:`_answer_batch` answers them together.
+        :meth:`_answer_batch` answers them together. With ``frame_selection=tspo`` and
+        ``lookahead=N`` (default 2) the candidates of the next N videos are decoded and encoded
+        into the feature cache in a background thread meanwhile (:mod:`tspo_eval.lookahead`); the
+        thread ends with this call, also when it raises.
         """
         from tqdm import tqdm
 
@@ -245,7 +227,10 @@ class TspoLmms(lmms):
         answers: list[str] = []
         desc = f"Model Responding ({self.frame_source.mode} frames)"
         window = self.batch_size_per_gpu
-        with tqdm(total=len(requests), disable=self.rank != 0, desc=desc) as progress:
+        self._videos = {}
+        upcoming = self._plan_videos(requests)
+        with self.frame_source.looking_ahead(upcoming), \
+                tqdm(total=len(requests), disable=self.rank != 0, desc=desc) as progress:
             for start in range(0, len(requests), window):
                 chunk = requests[start:start + window]
                 answers.extend(self._answer_requests(chunk))
@@ -254,6 +239,7 @@ class TspoLmms(lmms):
                     context, gen_kwargs = request.args[:2]
                     self.cache_hook.add_partial("generate_until", (context, gen_kwargs), answer)
                 progress.update(len(chunk))
+        self._videos = {}
         self._finish_side_log()
         totals: tuple[int, ...] = ()
         if self.world_size > 1:
@@ -273,6 +259,37 @@ class TspoLmms(lmms):
         dist.all_reduce(tensor)
         return tuple(int(v) for v in tensor.tolist())
 
+    def _plan_videos(self, requests: Sequence[Any]) -> list[str]:
+        """The videos of ``requests`` in order of use, for the frame source's lookahead (none when
+        it is off: nothing is looked up early then)."""
+        if not self.frame_source.lookahead_wanted:
+            return []
+        videos = []
+        for request in requests:
+            try:
+                videos.append(self._video_of(request))
+            except TspoEvalError:
+                continue  # reported at the request's own turn
+        return videos
+
+    def _video_of(self, request: Any) -> str:
+        """The video file of one Instance (:func:`doc_video`), looked up once per ``generate_until``;
+        raises the doc's :class:`VideoError` (again) at every use."""
+        _, _, doc_to_visual, doc_id, task, split = request.args[:6]
+        videos = getattr(self, "_videos", None)
+        if videos is None:
+            videos = self._videos = {}
+        key = (task, split, doc_id)
+        if key not in videos:
+            try:
+                videos[key] = doc_video(task, doc_id, self.task_dict[task][split][doc_id], doc_to_visual)
+            except TspoEvalError as exc:
+                videos[key] = exc
+        found = videos[key]
+        if isinstance(found, TspoEvalError):
+            raise found
+        return found
+
     def _answer_requests(self, chunk: Sequence[Any]) -> list[str]:
         """Answers to a few lmms-eval ``generate_until`` Instances (``""`` where a video failed)."""
         prepared = [self._prepare_request(request) for request in chunk]
@@ -291,11 +308,11 @@ class TspoLmms(lmms):
     def _prepare_request(self, request: Any) -> tuple[str, Any, Any, dict] | None:
         """``(context, frames uint8 [K,H,W,3], SelectionResult, gen_kwargs)`` of one Instance, or None
         when its video failed (the failure is recorded)."""
-        context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args[:6]
+        context, gen_kwargs, _, doc_id, task, split = request.args[:6]
         doc = self.task_dict[task][split][doc_id]
         question, qid = doc_question(task, doc, doc_id, context)
         try:
-            video = doc_video(task, doc_id, doc, doc_to_visual)
+            video = self._video_of(request)
             frames, result = self.frame_source.frames_for(video, question, qid, task)
         except TspoEvalError as exc:
             self._record_failure(task, qid, exc)

@@ -17,9 +17,18 @@ from typing import Any, ClassVar
 from loguru import logger
 
 from tspo_eval.answering import AnswerRequest, GenerationSettings
-from tspo_eval.answering.qwen_pixels import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, DEFAULT_TOTAL_PIXELS
+from tspo_eval.answering.qwen_pixels import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    DEFAULT_TOTAL_PIXELS,
+)
 from tspo_eval.errors import CheckpointError, InputError
-from tspo_eval.model_adapters.lmms_eval_common import TspoLmms, init_params, pop_tspo_options, reject_unknown
+from tspo_eval.frame_source import pop_host_options
+from tspo_eval.model_adapters.lmms_eval_common import (
+    TspoLmms,
+    init_params,
+    reject_unknown,
+)
 
 
 class HFVideoTSPO(TspoLmms):
@@ -62,7 +71,7 @@ class HFVideoTSPO(TspoLmms):
     ) -> None:
         super().__init__()
         kwargs.pop("max_batch_size", None)
-        tspo_options = pop_tspo_options(kwargs, self.model_name)
+        tspo_options = pop_host_options(kwargs, self.model_name)
         reject_unknown(self.model_name, kwargs, init_params(HFVideoTSPO))
         pretrained = pretrained or self.default_pretrained
         if not pretrained:

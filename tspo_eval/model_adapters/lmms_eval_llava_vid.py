@@ -19,14 +19,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from tspo_eval.errors import CheckpointError, InputError, TspoEvalError
+from tspo_eval.frame_source import pop_host_options
 from tspo_eval.model_adapters.lmms_eval_common import (
     TspoLmms,
     doc_question,
-    doc_video,
     init_params,
-    pop_tspo_options,
     reject_unknown,
 )
 from tspo_eval.model_adapters.lmms_eval_hf_video import HFVideoTSPO
@@ -141,7 +139,7 @@ class LlavaVidTSPO(HFVideoTSPO):
                          selection_log: str | None = None, **kwargs: Any) -> None:
         """The original LLaVA-NeXT backend: lmms-eval's ``llava_vid`` with our frames."""
         kwargs.pop("max_batch_size", None)
-        tspo_options = pop_tspo_options(kwargs, self.model_name)
+        tspo_options = pop_host_options(kwargs, self.model_name)
         self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None
         self.use_cache = bool(use_cache)
         self.add_time_instruction = True if add_time_instruction is None else bool(add_time_instruction)
@@ -182,11 +180,11 @@ class LlavaVidTSPO(HFVideoTSPO):
         return [self._answer_with_llava_next(request) for request in chunk]
 
     def _answer_with_llava_next(self, request: Any) -> str:
-        context, _, doc_to_visual, doc_id, task, split = request.args[:6]
+        context, _, _, doc_id, task, split = request.args[:6]
         doc = self.task_dict[task][split][doc_id]
         question, qid = doc_question(task, doc, doc_id, context)
         try:
-            doc_video(task, doc_id, doc, doc_to_visual)
+            self._video_of(request)
         except TspoEvalError as exc:
             self._record_failure(task, qid, exc)
             return ""

@@ -85,15 +85,17 @@ class VlmevalJob:
     @property
     def task(self) -> str:
         """The task name the frame source gets (benchmark of the records, ``auto`` strategy,
-        ``{task}`` of a log template): the run's name when it names a benchmark, else the dataset's
-        own (a config entry ``"VMME64": {"class": "VideoMME", "dataset": "Video-MME", ...}``)."""
-        from tspo_eval.benchmarks import BENCHMARK_NAMES
-        from tspo_eval.frame_source import benchmark_for_task
+        ``{task}`` of a log template): the run's name when it names the dataset's benchmark (or the
+        dataset names none), else the dataset's own name (a config entry
+        ``"LVB_1fps": {"class": "LVBench", "dataset": "LVBench", ...}`` is LVBench, whatever its key suggests)."""
+        from tspo_eval.benchmarks import find_benchmark
 
-        for name in (self.dataset_name, getattr(self.dataset, "dataset_name", None)):
-            if name and benchmark_for_task(str(name)) in BENCHMARK_NAMES:
-                return str(name)
-        return self.dataset_name
+        own_name = getattr(self.dataset, "dataset_name", None)
+        own = find_benchmark(str(own_name)) if own_name else None
+        named = find_benchmark(self.dataset_name)
+        if named is not None and (own is None or own is named):
+            return self.dataset_name
+        return str(own_name) if own is not None else self.dataset_name
 
     def default_template(self, generator: bool) -> str:
         """Per-rank file template of this job's frame records (merged into the final name by rank 0)."""
@@ -180,7 +182,7 @@ class VlmevalJob:
 def requested_of(frame_source: Any) -> str:
     """The run's frame source label: tspo, clip (a CLIP scorer), index or uniform."""
     mode = frame_source.mode
-    if mode == "tspo" and str(frame_source.options.scorer).lower() == "clip":
+    if mode == "tspo" and frame_source.options.selector.scorer == "clip":
         return "clip"
     return mode
 
@@ -237,7 +239,7 @@ def read_predictions(result_file: str | None) -> list[Any] | None:
         if path.suffix.lower() == ".json":
             table = pd.read_json(path)
         else:
-            from tspo_eval.model_adapters.vlmevalkit_lvbench import read_table
+            from tspo_eval.benchmarks.predictions import read_table
 
             table = read_table(path)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for unreadable files
@@ -293,6 +295,7 @@ def job_runner(infer_job: Callable[..., Any], work_dir: str | os.PathLike) -> Ca
         finally:
             if model is None:   # the job raised: still close (and merge) what was logged
                 job.finish(None, None)
+            _end_lookahead(model if model is not None else bound.arguments.get("model"))
         if result_file is None:
             from vlmeval.smp import get_pred_file_path
 
@@ -303,6 +306,14 @@ def job_runner(infer_job: Callable[..., Any], work_dir: str | os.PathLike) -> Ca
         return model
 
     return run_job
+
+
+def _end_lookahead(model: Any) -> None:
+    """Stop a TSPO model's lookahead thread when its job ends (it plans per job)."""
+    frame_source = getattr(model, "frame_source", None)
+    stop = getattr(frame_source, "stop_lookahead", None)
+    if callable(stop):
+        stop()
 
 
 def query_for_message(message: list[dict[str, Any]], dataset: str | None) -> VideoQuery:

@@ -102,11 +102,11 @@ def set_dataset_locations(locations: dict[str, tuple[str | None, str | None]]) -
     from tspo_eval.benchmarks import get_benchmark
 
     for benchmark, (annotation_file, videos) in locations.items():
-        prefix = get_benchmark(benchmark).env_prefix
+        bench = get_benchmark(benchmark)
         if annotation_file:
-            os.environ[f"TSPO_EVAL_{prefix}_ANNOTATIONS"] = str(Path(annotation_file).resolve())
+            os.environ[bench.env_var("ANNOTATIONS")] = str(Path(annotation_file).resolve())
         if videos:
-            os.environ[f"TSPO_EVAL_{prefix}_VIDEOS"] = str(Path(videos).resolve())
+            os.environ[bench.env_var("VIDEOS")] = str(Path(videos).resolve())
 
 
 def read_config(path: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:

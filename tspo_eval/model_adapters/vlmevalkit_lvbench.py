@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tspo_eval.atomic_files import atomic_output, atomic_write
+from tspo_eval.benchmarks.predictions import read_table
 from tspo_eval.errors import AnnotationError, InputError
 from tspo_eval.model_adapters.vlmevalkit_summary import is_failed_answer
 
@@ -43,19 +44,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 # ---- locations and TSV ------------------------------------------------------------------------------
 def locations(benchmark: str, annotations: str | os.PathLike | None = None,
               video_root: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(annotation file, video root) from the arguments or ``$TSPO_EVAL_<PREFIX>_ANNOTATIONS/_VIDEOS``."""
+    """(annotation file, video root) from the arguments or ``$TSPO_EVAL_<PREFIX>_ANNOTATIONS/_VIDEOS``
+    (:meth:`~tspo_eval.benchmarks.Benchmark.locations`); both must exist."""
     from tspo_eval.benchmarks import get_benchmark
 
-    prefix = get_benchmark(benchmark).env_prefix
-    ann = annotations or os.environ.get(f"TSPO_EVAL_{prefix}_ANNOTATIONS")
-    videos = video_root or os.environ.get(f"TSPO_EVAL_{prefix}_VIDEOS")
-    if not ann or not videos:
-        raise InputError(f"{benchmark}: set the annotation file and video root (arguments annotations=/video_root=, "
-                         f"or TSPO_EVAL_{prefix}_ANNOTATIONS and TSPO_EVAL_{prefix}_VIDEOS)")
-    ann, videos = Path(ann).expanduser(), Path(videos).expanduser()
+    bench = get_benchmark(benchmark)
+    ann, videos = bench.locations(annotations, video_root)
+    if ann is None:
+        raise bench.missing_location_error(f"{benchmark} (arguments annotations=/video_root=)")
     if not ann.is_file():
         raise InputError(f"{benchmark}: annotation file not found: {ann}")
-    if not videos.is_dir():
+    if videos is None or not videos.is_dir():
         raise InputError(f"{benchmark}: video root not found: {videos}")
     return ann, videos
 
@@ -133,21 +132,6 @@ def score_prediction_table(benchmark: str, table) -> dict[str, Any]:
 
 def _is_gap(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def read_table(path: str | os.PathLike):
-    """A prediction/data table (.xlsx, .tsv, .csv) as a pandas DataFrame."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"prediction file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        return pd.read_excel(path)
-    if suffix in (".tsv", ".csv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False, na_values=[""])
-    raise InputError(f"{path}: use a .xlsx, .tsv or .csv prediction file")
 
 
 def evaluate_prediction_file(benchmark: str, eval_file: str | os.PathLike) -> dict[str, Any]:

@@ -7,10 +7,11 @@ them in ``vlmeval.config.supported_VLM`` (:func:`model_table`).
 
 * ``TSPO_FrameIndex`` (:class:`FrameIndexGenerator`): no VLM; selects frames and returns the
   :class:`IndexRecord` JSON as the "prediction", and writes it to an index JSONL.
-* ``*-TSPO`` (:class:`TspoVideoLLM`): the lmms-eval TSPO models of this package (Qwen2.5-VL,
-  LLaVA-Video / LLaVA-OneVision through transformers) run on frames from their
-  :class:`~tspo_eval.frame_source.FrameSource`, so lmms-eval and VLMEvalKit share one frame path
-  and one model path.
+* ``*-TSPO`` (:class:`TspoVideoLLM`): any supported Hugging Face video LLM (Qwen2.5-VL, Qwen3-VL,
+  LLaVA-Video / LLaVA-OneVision, InternVL3/3.5, SmolVLM2) answering through the package's
+  host-independent :class:`~tspo_eval.answering.hf_video.HFVideoAnswerer` from the frames of a
+  :class:`~tspo_eval.frame_source.FrameSource`: the same frame path and the same model path as
+  the lmms-eval models, and no import of lmms-eval.
 
 The call order these models answer to is VLMEvalKit's ``infer_data``
 (``vlmeval/inference_video.py``), per sample: if the model's ``nframe`` differs from a frame-count
@@ -24,7 +25,6 @@ with VLMEvalKit's failure message, so VLMEvalKit counts (and retries) it.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from typing import Any
 
@@ -39,23 +39,23 @@ from tspo_eval.model_adapters.vlmevalkit_messages import (
 )
 from tspo_eval.model_adapters.vlmevalkit_summary import failure_answer
 
-#: kind -> dotted path of the lmms-eval TSPO model class that runs the VLM
-VLM_CLASSES: dict[str, str] = {
-    "qwen2_5_vl": "tspo_eval.model_adapters.lmms_eval_hf_video.Qwen2_5_VL_TSPO",
-    "llava_video": "tspo_eval.model_adapters.lmms_eval_llava_vid.LlavaVidTSPO",
-    "llava_onevision": "tspo_eval.model_adapters.lmms_eval_llava_vid.LlavaVidTSPO",
-}
+#: model kinds: the answering layer's families, ``hf`` (any of them) and the legacy name ``llava_video``
+KIND_ALIASES: dict[str, str] = {"llava_video": "llava_onevision"}
 #: registered name -> (class name, default keyword arguments)
 MODEL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "TSPO_FrameIndex": ("FrameIndexGenerator", {}),
     "Qwen2.5-VL-7B-Instruct-TSPO": ("TspoVideoLLM", {"kind": "qwen2_5_vl", "pretrained": "Qwen/Qwen2.5-VL-7B-Instruct"}),
+    "Qwen3-VL-8B-Instruct-TSPO": ("TspoVideoLLM", {"kind": "qwen3_vl", "pretrained": "Qwen/Qwen3-VL-8B-Instruct"}),
     "LLaVA-Video-7B-Qwen2-TSPO": ("TspoVideoLLM", {"kind": "llava_video", "pretrained": "llava-hf/LLaVA-Video-7B-Qwen2-hf"}),
     "LLaVA-OneVision-7B-TSPO": ("TspoVideoLLM", {"kind": "llava_onevision",
                                                  "pretrained": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}),
+    "InternVL3_5-8B-TSPO": ("TspoVideoLLM", {"kind": "internvl", "pretrained": "OpenGVLab/InternVL3_5-8B-HF"}),
 }
-#: frame-source options both model kinds accept (FrameSourceOptions fields)
-FRAME_OPTIONS = ("frame_selection", "tspo_path", "num_frames", "strategy", "scorer", "clip_model", "feature_cache",
-                 "frame_index", "missing", "short", "decoder", "fps", "device", "dtype")
+#: answerer arguments TspoVideoLLM passes to HFVideoAnswerer.from_pretrained
+ANSWERER_OPTIONS = ("device", "device_map", "dtype", "attn_implementation", "min_pixels", "max_pixels", "total_pixels",
+                    "system_prompt", "add_time_instruction", "exact_frame_times", "use_cache")
+#: the generator has no VLM: its ``device`` / ``dtype`` / ``fps`` are the selector's
+GENERATOR_ALIASES = {"device": "tspo_device", "dtype": "tspo_dtype", "fps": "candidate_fps"}
 #: model arguments only the generator takes (dropped from the VLM entries of --model-args) and vice versa
 GENERATOR_ONLY = ("index_out",)
 VLM_ONLY = ("selection_log",)
@@ -144,6 +144,7 @@ class TspoVideoModel:
             return self._frameless(task, None, exc)
         self._attach_log()
         self._sync_num_frames()
+        self._look_ahead(query)
         try:
             return self.answer(query, task)
         except TspoEvalError as exc:  # a missing/broken video, a question missing under missing=error
@@ -151,6 +152,25 @@ class TspoVideoModel:
 
     def answer(self, query: VideoQuery, task: str) -> str:  # pragma: no cover - per model kind
         raise NotImplementedError
+
+    def _look_ahead(self, query: VideoQuery) -> None:
+        """Plan the videos of the job's next rows (``lookahead=N``, tspo frames, inside the launcher;
+        see :mod:`~tspo_eval.model_adapters.vlmevalkit_lookahead`); a new job ends the last one's plan."""
+        from tspo_eval.model_adapters.vlmevalkit_lookahead import UpcomingRows
+
+        source = self.frame_source
+        job = current_job()
+        if job is None or not source.lookahead_wanted:
+            return
+        rows = getattr(self, "_upcoming", None)
+        if rows is None or rows.job is not job:
+            source.stop_lookahead()
+            rows = self._upcoming = UpcomingRows(job)
+        source.plan([query.video, *rows.videos_after(query, source.options.lookahead)])
+
+    def close(self) -> None:
+        """Stop the lookahead thread (the launcher's job wrapper also does when a job ends)."""
+        self.frame_source.stop_lookahead()
 
     def _frameless(self, task: str, qid: str | None, error: BaseException) -> str:
         logger.error("[{}] {}: no frames, answered with VLMEvalKit's failure message: {}", task, qid or "?", error)
@@ -171,10 +191,8 @@ class TspoVideoModel:
 
     def _sync_num_frames(self) -> None:
         """Make the frame source select ``self.num_frames`` (the dataset's nframe may have changed it)."""
-        from dataclasses import replace
-
         if self.frame_source.options.num_frames != self.num_frames:
-            self.frame_source.options = replace(self.frame_source.options, num_frames=self.num_frames)
+            self.frame_source.options = self.frame_source.options.with_num_frames(self.num_frames)
 
 
 def _rank() -> int:
@@ -182,8 +200,14 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _frame_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs.pop(k) for k in list(kwargs) if k in FRAME_OPTIONS}
+def _generator_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The generator's frame-source arguments (host names; ``device`` etc. taken as the selector's)."""
+    from tspo_eval.frame_source import pop_host_options
+
+    for plain, host in GENERATOR_ALIASES.items():
+        if plain in kwargs:
+            kwargs.setdefault(host, kwargs.pop(plain))
+    return pop_host_options(kwargs, owner="TSPO_FrameIndex")
 
 
 class FrameIndexGenerator(TspoVideoModel):
@@ -203,7 +227,7 @@ class FrameIndexGenerator(TspoVideoModel):
 
         if use_vllm:
             raise InputError("TSPO_FrameIndex does not use vLLM")
-        options = _frame_options(kwargs)
+        options = _generator_options(kwargs)
         if kwargs:
             raise InputError(f"TSPO_FrameIndex: unknown arguments {', '.join(sorted(kwargs))}")
         super().__init__(int(options.pop("num_frames", 64)), log_template=index_out)
@@ -221,38 +245,55 @@ class FrameIndexGenerator(TspoVideoModel):
 
 
 class TspoVideoLLM(TspoVideoModel):
-    """A video LLM of this package's lmms-eval adapters, fed TSPO (or index / uniform) frames.
+    """A Hugging Face video LLM fed TSPO (or index / uniform) frames, answering through the answering layer.
 
-    Args: ``kind`` (``qwen2_5_vl``, ``llava_video``, ``llava_onevision``), ``pretrained``,
-    ``selection_log`` (JSONL template with ``{task}`` / ``{rank}``; default: the run's
-    ``<model>_<dataset>_tspo_frames.jsonl`` next to its predictions), ``max_new_tokens``, and the
-    arguments of the lmms-eval model, with its names: the TSPO ones (``frame_selection``,
-    ``tspo_path``, ``num_frames``, ``strategy``, ``scorer``, ``frame_index``, ``missing``,
-    ``tspo_device``, ...) and the VLM's (``device``, ``dtype``, ``attn_implementation``, ...).
+    Args: ``kind`` (a family of :data:`tspo_eval.answering.FAMILIES`, ``hf`` for any, or
+    ``llava_video``), ``pretrained``, ``selection_log`` (JSONL template with ``{task}`` /
+    ``{rank}``; default: the run's ``<model>_<dataset>_tspo_frames.jsonl`` next to its predictions),
+    ``max_new_tokens``, the frame-source arguments with the lmms-eval models' names
+    (:data:`~tspo_eval.frame_source.HOST_ARGUMENTS`: ``frame_selection``, ``tspo_path``,
+    ``num_frames``, ``strategy``, ``frame_index``, ``missing``, ``tspo_device``, ...) and the
+    answerer's (:data:`ANSWERER_OPTIONS`: ``device``, ``dtype``, ``attn_implementation``, ...).
     """
 
     def __init__(self, kind: str = "qwen2_5_vl", pretrained: str | None = None, selection_log: str | None = None,
                  max_new_tokens: int = 128, use_vllm: bool = False, **kwargs: Any) -> None:
-        if kind not in VLM_CLASSES:
-            raise InputError(f"unknown model kind {kind!r}; choose one of {', '.join(VLM_CLASSES)}")
+        from tspo_eval.answering import FAMILIES, GenerationSettings
+        from tspo_eval.frame_source import FrameSource, pop_host_options
+
+        family = KIND_ALIASES.get(kind, kind)
+        if family not in FAMILIES and family != "hf":
+            raise InputError(f"unknown model kind {kind!r}; choose one of {', '.join([*FAMILIES, 'hf', *KIND_ALIASES])}")
         if use_vllm:
             raise InputError(f"{kind}: the TSPO models run through transformers, not vLLM")
-        super().__init__(int(kwargs.get("num_frames", 64)), log_template=selection_log)
-        module, cls_name = VLM_CLASSES[kind].rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), cls_name)
-        args = {**kwargs, "max_new_tokens": int(max_new_tokens)}
-        if pretrained:
-            args["pretrained"] = pretrained
+        if not pretrained:
+            raise InputError(f"{kind}: pretrained= is required (a checkpoint folder or hub id)")
+        frame_options = pop_host_options(kwargs, owner=f"{kind} (VLMEvalKit)")
+        answerer_options = {k: kwargs.pop(k) for k in list(kwargs) if k in ANSWERER_OPTIONS}
+        if kwargs:
+            raise InputError(f"{kind} (VLMEvalKit): unknown arguments {', '.join(sorted(kwargs))}; accepted: "
+                             f"{', '.join(sorted([*ANSWERER_OPTIONS, 'selection_log', 'max_new_tokens']))} and the "
+                             "frame-source arguments")
+        super().__init__(int(frame_options.get("num_frames", 64)), log_template=selection_log)
         self.kind = kind
-        self.inner = cls(**args)
-        if getattr(self.inner, "delegate", None) is not None:
-            raise InputError(f"{pretrained}: the VLMEvalKit wrapper runs transformers checkpoints only "
-                             "(use the -hf conversion of LLaVA-Video)")
-        self.frame_source = self.inner.frame_source
+        self.answerer = self._load_answerer(family, pretrained, answerer_options)
+        frame_options.setdefault("tspo_device", str(self.answerer.device))
+        self.frame_source = FrameSource.from_options(frame_options.pop("frame_selection", "tspo"), **frame_options)
+        self.generation = GenerationSettings(max_new_tokens=int(max_new_tokens))
+
+    @staticmethod
+    def _load_answerer(family: str, pretrained: str, options: dict[str, Any]):
+        from tspo_eval.answering.spec import AnswererSpec, build_answerer
+
+        return build_answerer(AnswererSpec(family, pretrained, {k: str(v) for k, v in options.items()}))
 
     def answer(self, query: VideoQuery, task: str) -> str:
+        from tspo_eval.answering import AnswerRequest
+
         frames, result = self.frame_source.frames_for(query.video, query.question, query.question_id, task)
-        return self.inner._answer(query.prompt, frames, result, {"temperature": 0})
+        request = AnswerRequest.from_selection(result, frames, query.prompt, self.generation,
+                                               item=query.question_id or query.video)
+        return self.answerer.answer([request])[0]
 
 
 def model_table(overrides: dict[str, Any] | None = None, names: list[str] | None = None) -> dict[str, functools.partial]:

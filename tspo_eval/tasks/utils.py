@@ -26,18 +26,11 @@ from loguru import logger
 from tspo_eval.benchmarks import QuestionRecord, extract_answer, get_benchmark
 from tspo_eval.benchmarks.answers import parse_letter
 from tspo_eval.benchmarks.scoring import report_from_outcomes
-from tspo_eval.errors import InputError
 from tspo_eval.frame_records import FRAME_BOOK
 
 METRIC = "tspo_accuracy"
 MACRO_METRIC = "tspo_macro_accuracy"
 _WARNED: set[str] = set()
-
-
-def setting(prefix: str, what: str, dataset_kwargs: dict[str, Any] | None) -> str | None:
-    """``$TSPO_EVAL_<prefix>_<what>``, else ``dataset_kwargs[what.lower()]``, else None."""
-    value = os.environ.get(f"TSPO_EVAL_{prefix}_{what}") or (dataset_kwargs or {}).get(what.lower())
-    return str(value) if value else None
 
 
 def _synthetic_default() -> tuple[Path, Path]:
@@ -62,16 +55,13 @@ def _synthetic_default() -> tuple[Path, Path]:
 def locate(benchmark_name: str, dataset_kwargs: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """(annotation file, video root) of a benchmark from the environment / dataset_kwargs."""
     bench = get_benchmark(benchmark_name)
-    annotations = setting(bench.env_prefix, "ANNOTATIONS", dataset_kwargs)
-    videos = setting(bench.env_prefix, "VIDEOS", dataset_kwargs)
+    annotations, videos = bench.locations(defaults=dataset_kwargs)
     if annotations is None:
-        if bench.name == "synthetic":
+        if bench.name == "synthetic":  # nothing set: the generated benchmark (videos= may still point elsewhere)
             built_annotations, built_videos = _synthetic_default()
-            return built_annotations, Path(videos) if videos else built_videos
-        raise InputError(f"tspo_{bench.name}: set TSPO_EVAL_{bench.env_prefix}_ANNOTATIONS to the annotation "
-                         f"file (and TSPO_EVAL_{bench.env_prefix}_VIDEOS to the video root)")
-    annotation_path = Path(annotations).expanduser()
-    return annotation_path, Path(videos).expanduser() if videos else annotation_path.parent
+            return built_annotations, videos or built_videos
+        raise bench.missing_location_error(f"tspo_{bench.name}")
+    return annotations, videos
 
 
 def build_docs(benchmark_name: str, annotation_path: Path, video_root: Path) -> list[dict[str, Any]]:

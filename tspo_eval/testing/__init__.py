@@ -10,8 +10,15 @@ from tspo_eval.testing.tiny_checkpoints import (
     build_tiny_tspo_checkpoint,
     random_selector_state,
 )
-from tspo_eval.testing.tiny_vlm_families import build_tiny_internvl, build_tiny_qwen3_vl, build_tiny_smolvlm2
-from tspo_eval.testing.tiny_vlms import build_tiny_llava_onevision, build_tiny_qwen2_5_vl
+from tspo_eval.testing.tiny_vlm_families import (
+    build_tiny_internvl,
+    build_tiny_qwen3_vl,
+    build_tiny_smolvlm2,
+)
+from tspo_eval.testing.tiny_vlms import (
+    build_tiny_llava_onevision,
+    build_tiny_qwen2_5_vl,
+)
 from tspo_eval.testing.videos import write_test_video
 
 __all__ = [

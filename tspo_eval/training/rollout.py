@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tspo_eval.training.advantages import mixed_advantages
 from tspo_eval.answering import Answerer, AnswerRequest, GenerationSettings
+from tspo_eval.training.advantages import mixed_advantages
 from tspo_eval.training.data import Candidates, Span, TrainingItem, oracle_positions
 from tspo_eval.training.policy import (
     gumbel_top_k,

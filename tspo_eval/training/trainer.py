@@ -23,11 +23,11 @@ import torch
 from loguru import logger
 from torch import Tensor
 
+from tspo_eval.answering import Answerer
+from tspo_eval.answering.spec import build_answerer
 from tspo_eval.distributed import DistContext, ProcessGroup
 from tspo_eval.errors import InputError, TspoEvalError, VideoError
 from tspo_eval.training import checkpointing as ckpt
-from tspo_eval.answering import Answerer
-from tspo_eval.answering.spec import build_answerer
 from tspo_eval.training.data import (
     CandidateStore,
     TrainingItem,

@@ -18,34 +18,40 @@ from tspo_eval.video.fingerprint import video_fingerprint
 from tspo_eval.video.grid import candidate_grid, candidate_stride, uniform_frame_indices
 from tspo_eval.video.metadata import VideoMetadata
 
-#: ``auto`` (the default) is decord, falling back to PyAV per file; see :mod:`tspo_eval.video.auto`
-DECODERS = ("auto", "decord", "pyav", "torchcodec")
+#: ``auto`` (the default) is decord, falling back to PyAV per file; see :mod:`tspo_eval.video.auto`.
+#: ``torchcodec-cuda`` decodes on the GPU (NVDEC) through torchcodec.
+DECODERS = ("auto", "decord", "pyav", "torchcodec", "torchcodec-cuda")
 DEFAULT_DECODER = "auto"
 
 
-def open_video(path: str | os.PathLike, decoder: str = DEFAULT_DECODER) -> VideoReader:
+def open_video(path: str | os.PathLike, decoder: str = DEFAULT_DECODER, threads: int = 0) -> VideoReader:
     """Open ``path`` with ``decoder`` (one of :data:`DECODERS`); a context manager.
 
-    Raises :class:`InputError` for an unknown or uninstalled decoder and :class:`VideoError`
+    ``threads``: decoding threads of the backend (0: its default, all cores; PyAV and torchcodec
+    use FFmpeg's frame+slice threading, decord its own ``num_threads``).  Raises :class:`InputError` for an unknown or uninstalled decoder and :class:`VideoError`
     for a file that cannot be used.
     """
     name = str(decoder).lower()
     if name == "auto":
         from tspo_eval.video.auto import AutoReader
 
-        return AutoReader(os.fspath(path))
+        return AutoReader(os.fspath(path), threads=threads)
     if name == "decord":
         from tspo_eval.video.decord_backend import DecordReader
 
-        return DecordReader(os.fspath(path))
+        return DecordReader(os.fspath(path), num_threads=threads)
     if name == "pyav":
         from tspo_eval.video.pyav_backend import PyAVReader
 
-        return PyAVReader(os.fspath(path))
+        return PyAVReader(os.fspath(path), threads=threads)
     if name == "torchcodec":
         from tspo_eval.video.torchcodec_backend import TorchCodecReader
 
-        return TorchCodecReader(os.fspath(path))
+        return TorchCodecReader(os.fspath(path), threads=threads)
+    if name == "torchcodec-cuda":
+        from tspo_eval.video.torchcodec_backend import TorchCodecReader
+
+        return TorchCodecReader(os.fspath(path), threads=threads, device="cuda")
     raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
 
 

@@ -37,7 +37,7 @@ def _report_fallback(path: str, stage: str, reason: str) -> None:
     logger.log(level, "{}: {} ({}); falling back to PyAV", path, what, reason)
 
 
-def _open_decord(path: str, header: StreamHeader) -> VideoReader | None:
+def _open_decord(path: str, header: StreamHeader, threads: int = 0) -> VideoReader | None:
     """A decord reader, or None (after one WARNING line) when decord cannot take the file."""
     global _decord_missing_reported
     try:
@@ -50,7 +50,7 @@ def _open_decord(path: str, header: StreamHeader) -> VideoReader | None:
             _decord_missing_reported = True
         return None
     try:
-        return DecordReader(path, header=header)
+        return DecordReader(path, num_threads=threads, header=header)
     except VideoError as exc:
         _report_fallback(path, "open", getattr(exc, "reason", exc.problem))
         return None
@@ -65,14 +65,14 @@ class AutoReader(VideoReader):
 
     name = "auto"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, threads: int = 0) -> None:
         from tspo_eval.video.pyav_backend import PyAVReader
 
         path = check_file(path)
         header = probe(path)  # not a video / no stream / unreadable: no backend can help
-        self._path, self._header = path, header
-        inner = _open_decord(path, header)
-        self._inner: VideoReader = inner if inner is not None else PyAVReader(path, header=header)
+        self._path, self._header, self._threads = path, header, threads
+        inner = _open_decord(path, header, threads)
+        self._inner: VideoReader = inner if inner is not None else PyAVReader(path, threads=threads, header=header)
         super().__init__(self._inner.metadata)
 
     @property
@@ -85,7 +85,7 @@ class AutoReader(VideoReader):
 
         _report_fallback(self._path, "decode", problem)
         try:
-            fallback = PyAVReader(self._path, header=self._header)
+            fallback = PyAVReader(self._path, threads=self._threads, header=self._header)
         except VideoError as exc:
             raise VideoError(self._path, f"decord failed while decoding ({problem}); PyAV: {exc.problem}") from None
         if fallback.metadata.n_frames != self.metadata.n_frames:

@@ -24,7 +24,7 @@ class PyAVReader(VideoReader):
 
     name = "pyav"
 
-    def __init__(self, path: str, threads: bool = True, header: StreamHeader | None = None) -> None:
+    def __init__(self, path: str, threads: bool | int = True, header: StreamHeader | None = None) -> None:
         import av
 
         path = check_file(path)
@@ -35,8 +35,10 @@ class PyAVReader(VideoReader):
         except (av.error.FFmpegError, OSError) as exc:  # pragma: no cover - probe opened it
             raise explain_open_error(path, exc) from None
         self._stream = self._container.streams.video[0]
-        if threads:
+        if threads is not False:  # True / 0: FFmpeg's frame+slice threads on every core; n: n threads
             self._stream.thread_type = "AUTO"
+            if not isinstance(threads, bool) and int(threads) > 0:
+                self._stream.codec_context.thread_count = int(threads)
         try:
             self._index = index_packets(self._container, self._stream, path)
         except VideoError:

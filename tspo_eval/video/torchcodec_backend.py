@@ -31,6 +31,20 @@ def _import_decoder():
     return VideoDecoder
 
 
+CUDA_HINT = "use --decoder torchcodec (CPU), auto, decord or pyav"
+
+
+def check_cuda_decoding() -> None:
+    """:class:`InputError` unless torchcodec can decode on a CUDA GPU here (NVDEC, ``torchcodec-cuda``)."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a dependency
+        raise InputError(f"decoder 'torchcodec-cuda' needs torch with CUDA ({exc}); {CUDA_HINT}") from None
+    if not torch.cuda.is_available():
+        raise InputError(f"decoder 'torchcodec-cuda' needs a CUDA GPU, and torch sees none "
+                         f"(torch {torch.__version__}, torch.cuda.is_available() is False); {CUDA_HINT}")
+
+
 class TorchCodecReader(VideoReader):
     """``torchcodec.decoders.VideoDecoder`` with exact seeking, frames as NHWC uint8.
 
@@ -41,16 +55,26 @@ class TorchCodecReader(VideoReader):
 
     name = "torchcodec"
 
-    def __init__(self, path: str, header: StreamHeader | None = None) -> None:
+    def __init__(self, path: str, header: StreamHeader | None = None, threads: int = 0, device: str = "cpu") -> None:
         VideoDecoder = _import_decoder()
+        if device != "cpu":
+            check_cuda_decoding()
+            self.name = "torchcodec-cuda"  # NVDEC pixels differ from FFmpeg's: their own feature-cache key
         path = check_file(path)
         header = header or probe(path)
         try:
-            try:
-                self._decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=0)
-            except TypeError:  # torchcodec < 0.2: no seek_mode / thread options
-                self._decoder = VideoDecoder(path, dimension_order="NHWC")
+            if device != "cpu":
+                self._decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact", device=device)
+            else:
+                try:
+                    self._decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact",
+                                                 num_ffmpeg_threads=int(threads))
+                except TypeError:  # torchcodec < 0.2: no seek_mode / thread options
+                    self._decoder = VideoDecoder(path, dimension_order="NHWC")
         except Exception as exc:  # torchcodec raises RuntimeError/ValueError with FFmpeg's text
+            if device != "cpu" and "cuda" in str(exc).lower():
+                raise InputError(f"{path}: torchcodec cannot decode on {device} ({str(exc).splitlines()[0][:200]}); "
+                                 f"{CUDA_HINT}") from None
             raise explain_open_error(path, exc) from None
         index = read_packet_index(path)
         present = index.n_frames + index.discarded

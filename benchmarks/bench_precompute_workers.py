@@ -1,0 +1,188 @@
+"""``precompute --workers N`` against the pure-decode limit of the same videos, in one run (issue 12).
+
+Pure-decode limit = the faster of (a) a threaded serial decode of every video's 1 fps candidates
+(RGB, the reader precompute uses) and (b) N processes decoding the videos in parallel.  Then the
+real command path (``tspo_eval.precompute.precompute``, cold feature cache) with ``--workers 1``
+and ``--workers N``.  Peak RSS is sampled (every 50 ms) for the main process and each worker.
+
+    python benchmarks/bench_precompute_workers.py                      # 4 x 2 min 640x360, GOP 250
+    python benchmarks/bench_precompute_workers.py --videos 8 --minutes 5 --workers 4
+
+Videos: long-GOP H.264 (libx264 ultrafast, keyint 250) written with PyAV under benchmarks/_work.
+Target: precompute wall <= 1.15x the pure-decode limit; peak RSS <= N x one worker's peak + the
+encoder process.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_candidates import CLIP_NAMES, WORK, make_bench_checkpoint, make_synthetic_video  # noqa: E402
+
+
+def decode_one(args: tuple[str, str, int]) -> int:
+    """Decode the 1 fps candidates of one video (RGB, chunks of 32); returns the frame count."""
+    from tspo_eval.video import candidate_grid, iter_frame_chunks, open_video
+
+    path, decoder, threads = args
+    n = 0
+    with open_video(path, decoder, threads) as reader:
+        for chunk in iter_frame_chunks(reader, candidate_grid(reader.metadata)):
+            n += len(chunk)
+    return n
+
+
+class RssSampler:
+    """Peak RSS (bytes) of this process and of each descendant, sampled every ``period`` s."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        import psutil
+
+        self.me, self.period = psutil.Process(), period
+        self.main_peak, self.child_peaks, self.total_peak = 0, {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                main = self.me.memory_info().rss
+                total = main
+                for child in self.me.children(recursive=True):
+                    try:
+                        rss = child.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    if "resource_tracker" in " ".join(child.cmdline()):
+                        continue
+                    self.child_peaks[child.pid] = max(self.child_peaks.get(child.pid, 0), rss)
+                    total += rss
+                self.main_peak, self.total_peak = max(self.main_peak, main), max(self.total_peak, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def prepare(n_videos: int, minutes: float, width: int, height: int) -> tuple[Path, Path]:
+    """A synthetic benchmark (2 questions per video) whose videos are replaced by long-GOP clips."""
+    from tspo_eval.testing.synthetic_benchmark import build_synthetic_benchmark
+
+    folder = WORK / f"workers_{n_videos}x{minutes:g}min_{width}x{height}"
+    annotations, videos = folder / "synthetic.json", folder / "videos"
+    if not annotations.exists():
+        build_synthetic_benchmark(folder, n_videos=n_videos, questions_per_video=2, seconds=8, fps=10.0)
+        for path in sorted(videos.glob("*.mp4")):
+            path.unlink()
+            make_synthetic_video(path, minutes, width=width, height=height)
+    return annotations, videos
+
+
+def run_precompute(scorer, annotations: Path, videos: Path, out_dir: Path, workers: int, decoder: str):
+    from tspo_eval.frame_index_cache import FeatureCache
+    from tspo_eval.precompute import PrecomputeOptions, precompute
+    from tspo_eval.selection import FrameSelector
+    from tspo_eval.selector_options import SelectorOptions
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    selector = FrameSelector(scorer, cache=FeatureCache(out_dir / "cache"), decoder=decoder)
+    options = PrecomputeOptions("synthetic", annotations, videos, out_dir / "index.jsonl",
+                                SelectorOptions(num_frames=32, decoder=decoder), progress=False, workers=workers)
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        report = precompute(options, selector=selector)
+        wall = time.perf_counter() - t0
+    assert not report.failures, report.failures
+    return wall, rss, (out_dir / "index.jsonl").read_bytes()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--workers", type=int, default=None, help="default: tspo_eval's default_workers()")
+    parser.add_argument("--decoder", default="pyav")
+    parser.add_argument("--clip", default="tiny", choices=sorted(CLIP_NAMES))
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_precompute_workers.md")
+    args = parser.parse_args(argv)
+
+    from tspo_eval.agent import load_scorer
+    from tspo_eval.candidate_pool import default_workers, usable_cores
+
+    workers = args.workers or default_workers()
+    annotations, videos = prepare(args.videos, args.minutes, args.width, args.height)
+    paths = [str(p) for p in sorted(videos.glob("*.mp4"))]
+    scorer = load_scorer(agent=str(make_bench_checkpoint(args.clip)), device="cpu")
+
+    t0 = time.perf_counter()
+    frames = sum(decode_one((p, args.decoder, 0)) for p in paths)
+    serial_decode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        parallel_started = time.perf_counter()
+        pool.map(decode_one, [(p, args.decoder, 0) for p in paths], chunksize=1)
+    parallel_decode = time.perf_counter() - t0
+    spawn_s = parallel_started - t0
+    limit = min(serial_decode, parallel_decode)
+
+    work = WORK / "workers_runs"
+    wall1, rss1, bytes1 = run_precompute(scorer, annotations, videos, work / "w1", 1, args.decoder)
+    wall_n, rss_n, bytes_n = run_precompute(scorer, annotations, videos, work / f"w{workers}", workers, args.decoder)
+    identical = bytes1 == bytes_n
+    worker_peaks = sorted(rss_n.child_peaks.values())
+    mib = 2**20
+    bound = workers * (max(worker_peaks) if worker_peaks else 0) + rss_n.main_peak
+
+    command = "python benchmarks/bench_precompute_workers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "# precompute --workers N against the pure-decode limit (issue 12)", "",
+        f"Command: `{command.strip()}`", "",
+        f"Machine: {platform.processor() or platform.machine()}, {usable_cores()} usable cores, "
+        f"Python {platform.python_version()}; decoder {args.decoder}; CLIP {CLIP_NAMES[args.clip]} on CPU (fp32).", "",
+        f"Videos: {len(paths)} x {args.minutes:g} min {args.width}x{args.height} 30 fps H.264 (x264 ultrafast, "
+        f"GOP 250), {frames} candidates at 1 fps, 2 questions each, K = 32.", "",
+        "| what | wall (s) | candidates/s | vs decode limit |", "|---|---:|---:|---:|",
+        f"| pure decode, threaded serial | {serial_decode:.2f} | {frames / serial_decode:.1f} | {serial_decode / limit:.2f}x |",
+        f"| pure decode, {workers} processes (incl. {spawn_s:.1f} s start) | {parallel_decode:.2f} | "
+        f"{frames / parallel_decode:.1f} | {parallel_decode / limit:.2f}x |",
+        f"| precompute --workers 1 | {wall1:.2f} | {frames / wall1:.1f} | {wall1 / limit:.2f}x |",
+        f"| precompute --workers {workers} | {wall_n:.2f} | {frames / wall_n:.1f} | **{wall_n / limit:.2f}x** |", "",
+        f"Index files of --workers 1 and --workers {workers} byte-identical: **{identical}**.", "",
+        "Peak RSS (MiB):", "",
+        f"- --workers 1: main process {rss1.main_peak / mib:.0f}",
+        f"- --workers {workers}: main (encoder) {rss_n.main_peak / mib:.0f}; workers "
+        f"{', '.join(f'{p / mib:.0f}' for p in worker_peaks)}; whole tree (sampled together) {rss_n.total_peak / mib:.0f}",
+        f"- bound N x one worker's peak + encoder = {bound / mib:.0f}: "
+        f"{'within' if rss_n.total_peak <= bound else 'ABOVE'}", "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from tspo_eval.atomic_files import atomic_write
+
+    atomic_write(args.out, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

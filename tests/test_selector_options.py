@@ -1,0 +1,81 @@
+"""SelectorOptions: the one frozen options type of the selector, validated once, with one table of
+host-argument names, embedded by the frame source, precompute and the commands."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from tspo_eval.errors import InputError
+from tspo_eval.frame_source import HOST_ARGUMENTS, FrameSourceOptions, pop_host_options
+from tspo_eval.precompute import PrecomputeOptions
+from tspo_eval.selector_options import HOST_ARGUMENTS as SELECTOR_HOST_ARGUMENTS
+from tspo_eval.selector_options import SelectorOptions, add_selector_arguments
+
+
+def test_values_are_normalised_and_frozen():
+    options = SelectorOptions(scorer="CLIP", strategy="Bin-Max", num_frames="8", fps="0.5", decoder="PyAV")
+    assert (options.scorer, options.strategy, options.num_frames, options.fps, options.decoder) == \
+        ("clip", "bin-max", 8, 0.5, "pyav")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.num_frames = 3
+    assert options.with_(num_frames=4).num_frames == 4 and options.num_frames == 8
+    with pytest.raises(InputError, match="num_frames=0 must be a positive integer"):
+        options.with_(num_frames=0)
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("num_frames", -1, "num_frames"), ("fps", 0, "fps"), ("strategy", "best", "strategy"),
+    ("scorer", "siglip", "scorer"), ("decoder", "ffmpeg", "decoder"),
+])
+def test_bad_values_name_the_option(field, value, needle):
+    with pytest.raises(InputError, match=needle):
+        SelectorOptions(**{field: value})
+
+
+def test_feature_cache_off_and_folder_from_host_arguments(tmp_path):
+    off = SelectorOptions.from_host_args({"feature_cache": "off", "tspo_path": "agent/dir", "candidate_fps": 2,
+                                          "tspo_device": "cpu", "tspo_dtype": "fp32"}, owner="m")
+    assert (off.cache, off.cache_dir, off.agent, off.fps, off.device, off.dtype) == \
+        (False, None, "agent/dir", 2.0, "cpu", "fp32")
+    folder = SelectorOptions.from_host_args({"feature_cache": str(tmp_path)})
+    assert folder.cache and folder.cache_dir == str(tmp_path)
+    with pytest.raises(InputError, match="m: unknown selector option"):
+        SelectorOptions.from_host_args({"device": "cpu"}, owner="m")  # a VLM's device is not the selector's
+
+
+def test_host_models_take_the_frame_source_and_selector_arguments(tmp_path):
+    assert set(SELECTOR_HOST_ARGUMENTS) <= set(HOST_ARGUMENTS)
+    kwargs = {"pretrained": "x", "device": "cuda", "tspo_device": "cpu", "num_frames": 16, "frame_selection": "uniform"}
+    taken = pop_host_options(kwargs, owner="qwen2_5_vl_tspo")
+    assert kwargs == {"pretrained": "x", "device": "cuda"}  # the VLM's arguments stay
+    options = FrameSourceOptions.from_dict(taken)
+    assert options.frame_selection == "uniform" and options.num_frames == 16 and options.selector.device == "cpu"
+    with pytest.raises(InputError, match="qwen2_5_vl_tspo: strategy='best' is not one of"):
+        pop_host_options({"strategy": "best"}, owner="qwen2_5_vl_tspo")
+
+
+def test_the_command_line_helper_round_trips_and_speaks_in_flags():
+    parser = argparse.ArgumentParser()
+    add_selector_arguments(parser)
+    defaults = SelectorOptions.from_args(parser.parse_args([]))
+    assert defaults == SelectorOptions()
+    given = SelectorOptions.from_args(parser.parse_args(
+        ["--agent", "a", "-k", "8", "--strategy", "aks", "--scorer", "clip", "--fps", "2", "--decoder", "pyav",
+         "--device", "cpu", "--dtype", "fp32", "--cache-dir", "c", "--no-cache"]))
+    assert given == SelectorOptions(agent="a", num_frames=8, strategy="aks", scorer="clip", fps=2.0, decoder="pyav",
+                                    device="cpu", dtype="fp32", cache_dir="c", cache=False)
+    with pytest.raises(InputError, match="^--num-frames must be a positive integer, got 0$"):
+        SelectorOptions.from_args(parser.parse_args(["-k", "0"]))
+    with pytest.raises(InputError, match="^unknown decoder 'ffmpeg'; choose one of"):
+        SelectorOptions.from_args(parser.parse_args(["--decoder", "ffmpeg"]))
+
+
+def test_precompute_and_the_frame_source_embed_the_one_type():
+    precompute_fields = {f.name: f.type for f in dataclasses.fields(PrecomputeOptions)}
+    source_fields = {f.name: f.type for f in dataclasses.fields(FrameSourceOptions)}
+    assert "SelectorOptions" in str(precompute_fields["selector"]) and "SelectorOptions" in str(source_fields["selector"])
+    # no selector option is declared a second time beside it
+    selector_names = set(SelectorOptions.field_names()) - {"cache"}
+    assert not selector_names & set(precompute_fields) and not selector_names & set(source_fields)

@@ -1,0 +1,303 @@
+"""Parallel candidate extraction: N worker processes decode and CLIP-preprocess the candidates of
+several videos (:mod:`tspo_eval.candidate_workers`); this process runs the one encoder.
+
+The encoder takes chunks from every worker as they arrive and encodes each chunk alone, with the
+same call and the same chunk boundaries as :class:`~tspo_eval.selection.FrameSelector`, so every
+video's features are byte-identical to a single-process run whatever the number of workers or the
+arrival order (a forward pass over rows of several videos would make a row's last bits depend on
+its batch neighbours, i.e. on timing).  Results come out in completion order; callers that need a
+canonical order sort (``precompute`` canonicalises its output).
+
+Robustness: each worker talks over its own pipe, so a worker that dies (a decoder crash, a
+segfault, ``os._exit``) corrupts nothing shared: its video is reported as failed, a fresh worker
+takes its place, and the rest finish.  Workers ignore SIGINT and are stopped by this process on
+the way out (normal end, exception, Ctrl-C); if this process is killed, the kernel kills them
+(``PR_SET_PDEATHSIG``; start the pool from the thread that lives as long as the run).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+import numpy as np
+import torch
+from loguru import logger
+from torch import Tensor
+
+from tspo_eval.candidate_workers import WorkerSettings, worker_main
+from tspo_eval.errors import InputError
+from tspo_eval.video import VideoMetadata
+
+#: RAM budgeted per worker when choosing the default count: decoder buffers, one chunk of frames and
+#: of pixels, the interpreter with torch (measured peak of one worker on 720p: see docs/precompute.md)
+WORKER_RAM_BYTES = 700 * 2**20
+#: RAM kept for the encoder process and everything else
+RESERVED_RAM_BYTES = 2 * 2**30
+
+
+@dataclass
+class CandidateOutcome:
+    """One video's candidates: features, or the reason they could not be computed.
+
+    Attributes:
+        path: the video path as given.
+        metadata: after decoding (``decoder`` = the backend that really decoded); None on failure.
+        grid: int64 [T] candidate frame numbers; times: float64 [T] their presentation times.
+        features: float32 [T, D] on CPU; None when ``cached`` (the feature cache holds them) or failed.
+        cached: the feature cache already held this video's entry (nothing was decoded).
+        error: one line naming the video, or None.
+    """
+
+    path: str
+    metadata: VideoMetadata | None = None
+    grid: np.ndarray | None = None
+    times: np.ndarray | None = None
+    features: Tensor | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+def available_ram() -> int:
+    """Bytes of RAM available to new work (``MemAvailable``), or 0 when unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover - psutil is a dependency of accelerate
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(ranks_on_node: int = 1) -> int:
+    """The usable cores, bounded by the RAM available (``WORKER_RAM_BYTES`` each after
+    ``RESERVED_RAM_BYTES``), shared between the ranks of this node; at least 1."""
+    cores = max(1, usable_cores() // max(1, ranks_on_node))
+    ram = available_ram()
+    if ram <= 0:
+        return cores
+    by_ram = (ram - RESERVED_RAM_BYTES) // (WORKER_RAM_BYTES * max(1, ranks_on_node))
+    return int(max(1, min(cores, by_ram)))
+
+
+def worker_settings(selector, *, depth: int = 2, decoder_threads: int = 0, on_job=None) -> WorkerSettings:
+    """Settings that make workers produce exactly what ``selector`` (a FrameSelector) would encode.
+
+    Scorers whose image encoder is a Hugging Face CLIP (the TSPO agent, ``ClipScorer`` over an HF
+    CLIP) get their image processor run in the workers; others (open_clip) get uint8 frames.
+    """
+    encoder = _hf_clip(selector.scorer)
+    processor = getattr(encoder, "image_processor", None) if encoder is not None else None
+    dtype = str(getattr(encoder, "dtype", torch.float32)).removeprefix("torch.")
+    root = str(selector.cache.root) if selector.cache is not None else None
+    return WorkerSettings(decoder=selector.decoder, fps=selector.fps, chunk_size=selector.chunk_size,
+                          encoder_fingerprint=selector.scorer.encoder_fingerprint, cache_root=root,
+                          image_processor=processor, pixel_dtype=dtype, depth=depth,
+                          decoder_threads=decoder_threads, on_job=on_job)
+
+
+def _hf_clip(scorer) -> Any:
+    from tspo_eval.agent.clip_encoder import HFClipEncoder
+    from tspo_eval.agent.clip_scorer import ClipScorer
+    from tspo_eval.agent.temporal_agent import TemporalAgent
+
+    if not isinstance(scorer, (TemporalAgent, ClipScorer)):
+        return None  # another Scorer (a wrapper, a test double): its own encode_frames, on uint8 frames
+    for attr in ("clip", "encoder"):
+        encoder = getattr(scorer, attr, None)
+        if isinstance(encoder, HFClipEncoder):
+            return encoder
+    return None
+
+
+@dataclass
+class _Slot:
+    """One worker process and the video it is working on."""
+
+    process: Any
+    conn: Any
+    job: int | None = None
+    partial: dict[str, Any] = field(default_factory=dict)
+
+
+class CandidatePool:
+    """``workers`` processes extracting candidates for ``selector``'s scorer; use as a context manager.
+
+    Args:
+        selector: a :class:`~tspo_eval.selection.FrameSelector` (its decoder, fps, chunk size,
+            feature cache and scorer are used; its scorer encodes in this process).
+        workers: number of worker processes (>= 1).
+        settings: override :func:`worker_settings` (tests, benchmarks).
+    """
+
+    def __init__(self, selector, workers: int, settings: WorkerSettings | None = None) -> None:
+        if isinstance(workers, bool) or int(workers) < 1:
+            raise InputError(f"--workers must be a positive integer, got {workers!r}")
+        self.selector, self.n_workers = selector, int(workers)
+        self.settings = settings or worker_settings(selector)
+        self._pixels = self.settings.image_processor is not None
+        self._encoder = _hf_clip(selector.scorer) if self._pixels else None
+        self._context = mp.get_context("spawn")  # no fork of a process with torch/OpenMP threads
+        self._slots: list[_Slot] = []
+        self.peak_workers = 0
+        self.worker_pids: list[int] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "CandidatePool":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _start_worker(self) -> _Slot:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=worker_main, args=(child, self.settings, os.getpid()),
+                                        name="tspo-candidates", daemon=True)
+        process.start()
+        child.close()
+        self.worker_pids.append(process.pid)
+        slot = _Slot(process, parent)
+        self._slots.append(slot)
+        return slot
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop every worker: ask, wait ``timeout`` s, then SIGKILL.  Idempotent."""
+        for slot in self._slots:
+            if slot.job is not None:  # interrupted mid-video: it may be blocked sending to us
+                slot.process.kill()
+                continue
+            try:
+                slot.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for slot in self._slots:
+            slot.process.join(timeout)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(1.0)
+            slot.conn.close()
+        self._slots.clear()
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self, paths: Sequence[str]) -> Iterator[CandidateOutcome]:
+        """Candidates of every path, yielded as each video completes (completion order)."""
+        pending = list(enumerate(os.fspath(p) for p in paths))[::-1]  # popped from the end: given order
+        names = dict(pending)
+        want = min(self.n_workers, len(pending))
+        while len(self._slots) < want:
+            self._start_worker()
+        self.peak_workers = max(self.peak_workers, len(self._slots))
+        idle = list(self._slots)
+        busy = 0
+        while pending or busy:
+            while idle and pending:
+                slot = idle.pop()
+                slot.job, path = pending.pop()
+                slot.partial = {"path": path}
+                slot.conn.send(("job", slot.job, path))
+                busy += 1
+            ready = wait([s.conn for s in self._slots if s.job is not None]
+                         + [s.process.sentinel for s in self._slots if s.job is not None])
+            for slot in list(self._slots):
+                if slot.job is None:
+                    continue
+                if slot.conn in ready:
+                    try:
+                        outcome = self._receive(slot)
+                    except (EOFError, OSError, pickle.UnpicklingError):  # the pipe broke: the worker died
+                        outcome = self._dead(slot, names)
+                elif slot.process.sentinel in ready:
+                    outcome = self._dead(slot, names)
+                else:
+                    continue
+                if outcome is None:
+                    continue
+                busy -= 1
+                if slot in self._slots:
+                    slot.job = None
+                    idle.append(slot)
+                elif pending:
+                    idle.append(self._start_worker())
+                yield outcome
+
+    def _receive(self, slot: _Slot) -> CandidateOutcome | None:
+        """Handle one message of ``slot``; an outcome when its video is finished."""
+        message = slot.conn.recv()
+        kind, part = message[0], slot.partial
+        if kind == "chunk":
+            _, _, row, shape, dtype, nbytes = message
+            buffer = bytearray(nbytes)
+            slot.conn.recv_bytes_into(buffer)
+            feats = self._encode(buffer, shape, dtype)
+            if part.get("features") is None:
+                part["features"] = torch.empty((len(part["grid"]), feats.shape[-1]), dtype=torch.float32)
+            part["features"][row: row + len(feats)] = feats
+            part["filled"] = part.get("filled", 0) + len(feats)
+            slot.conn.send(("ack",))
+            return None
+        if kind == "start":
+            _, _, part["metadata"], part["grid"], part["times"], _key = message
+            return None
+        if kind == "cached":
+            return CandidateOutcome(path=part["path"], cached=True)
+        if kind == "error":
+            return CandidateOutcome(path=part["path"], error=message[2])
+        if kind == "done":
+            total = len(part["grid"])
+            if part.get("filled", 0) != total:
+                return CandidateOutcome(path=part["path"],
+                                        error=f"{part['path']}: encoded {part.get('filled', 0)} of {total} candidates")
+            return CandidateOutcome(path=part["path"], metadata=message[2], grid=part["grid"], times=part["times"],
+                                    features=part["features"])
+        raise RuntimeError(f"unexpected message {kind!r} from a candidate worker")
+
+    def _dead(self, slot: _Slot, names: dict[int, str]) -> CandidateOutcome:
+        """A worker died while working on a video: that video fails, the slot is dropped."""
+        slot.process.join(5.0)
+        if slot.process.is_alive():  # its pipe broke but it lives on: make sure it is gone
+            slot.process.kill()
+            slot.process.join(1.0)
+        code = slot.process.exitcode
+        how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+        path = names[slot.job]
+        logger.warning("{}: the decoding worker (pid {}) died ({}); this video fails, the rest go on",
+                       path, slot.process.pid, how)
+        slot.conn.close()
+        self._slots.remove(slot)
+        return CandidateOutcome(path=path, error=f"{path}: the decoding worker process died ({how}), "
+                                                 "e.g. a decoder crash on a corrupt file")
+
+    def _encode(self, buffer: bytearray, shape: tuple[int, ...], dtype: str) -> Tensor:
+        """One chunk -> float32 [n, D] on CPU, with exactly FrameSelector's calls."""
+        if dtype == "uint8-frames":
+            frames = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+            with torch.inference_mode():
+                out = self.selector.scorer.encode_frames(frames, batch_size=self.selector.chunk_size)
+            return out.detach().to("cpu", torch.float32)
+        from tspo_eval.agent.clip_encoder import pooled_features
+
+        pixels = torch.frombuffer(buffer, dtype=torch.uint8).view(getattr(torch, dtype)).reshape(shape)
+        enc = self._encoder
+        with torch.inference_mode():
+            out = pooled_features(enc.model.get_image_features(pixel_values=pixels.to(enc.device, enc.dtype)))
+            return out.float().cpu().detach().to("cpu", torch.float32)
