@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from bench_candidates import WORK, make_bench_checkpoint
 
 TASK, SPLIT = "tspo_synthetic", "test"
+GOP_FRAMES = 250  # set from --gop in main()
 QUESTIONS = ("What is the bar doing when the screen is brightest?\nA. moving\nB. still",
              "When does the colour turn green?\nA. start\nB. end")
 
@@ -122,9 +123,16 @@ def requests_for(model, videos: list[Path]):
 
 
 def timed_run(name: str, frame_selection: str, lookahead: int, videos: list[Path], args, vlm: Path,
-              agent: Path) -> dict:
+              agent: Path, warm: bool = False) -> dict:
+    """One timed ``generate_until`` over all questions; ``warm``: the feature cache is filled by an
+    untimed run first (a new model then answers: the same frames with no candidate work)."""
     with tempfile.TemporaryDirectory(prefix="tspo_lookahead_") as tmp:
         cache = Path(tmp) / "cache"
+        if warm:
+            filler = build_model(frame_selection, 0, cache, args, vlm, agent)
+            filler.generate_until(requests_for(filler, videos))
+            for log in cache.glob("frames_*.jsonl"):
+                log.unlink()
         model = build_model(frame_selection, lookahead, cache, args, vlm, agent)
         requests = requests_for(model, videos)
         load = os.getloadavg()[0]
@@ -135,19 +143,39 @@ def timed_run(name: str, frame_selection: str, lookahead: int, videos: list[Path
         entries = len(list(cache.rglob("*.safetensors"))) if cache.exists() else 0
         frames = sorted((Path(tmp) / "cache").glob("frames_*.jsonl"))
         records = frames[0].read_text().count("\n") if frames else 0
+        spread = selected_spread(frames[0]) if frames else float("nan")
     row = {"run": name, "seconds": took, "answers": len(answers), "cache_entries": entries, "records": records,
-           "failures": len(model.failures.items), "load": load,
+           "failures": len(model.failures.items), "load": load, "spread": spread,
            "ahead": f"{stats.prepared} prepared, waited {stats.waited_s:.2f} s" if stats else "-"}
     print(row, file=sys.stderr, flush=True)
     return row
+
+
+def selected_spread(log: Path) -> float:
+    """Mean over questions of the 250-frame GOPs the K selected frames fall in, as a share of the
+    video's GOPs (1.0: frames in every GOP; decoding them costs about a full decode)."""
+    import json
+
+    shares = []
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        gops = -(-int(record["n_frames"]) // GOP_FRAMES)
+        shares.append(len({int(i) // GOP_FRAMES for i in record["frame_indices"]}) / gops)
+    return statistics.mean(shares) if shares else float("nan")
 
 
 def write_report(rows: list[dict], decode: list[float], args, command: str, videos: list[Path]) -> str:
     names = list(dict.fromkeys(r["run"] for r in rows))
     best = {n: min(r["seconds"] for r in rows if r["run"] == n) for n in names}
     med = {n: statistics.median(r["seconds"] for r in rows if r["run"] == n) for n in names}
+    spread = {n: statistics.mean(r["spread"] for r in rows if r["run"] == n) for n in names}
     pure = min(decode)
-    uniform = best["uniform"]
+    uniform, warm = best["uniform"], best["tspo, warm cache"]
+
+    def over(name: str, ref: float, key: dict) -> str:
+        extra = key[name] - ref
+        return f"{extra:+.2f} s ({100 * extra / pure:.0f}%)"
+
     lines = [
         "# bench_lookahead: cold-cache TSPO behind a GPU-bound VLM, with and without lookahead",
         "",
@@ -162,32 +190,46 @@ def write_report(rows: list[dict], decode: list[float], args, command: str, vide
         f"(`tspo_eval.testing.videos`); K = {args.num_frames}; TSPO agent: random CLIP ViT-Ti/32-like (224 px) "
         f"+ selector head. The VLM is made GPU-bound in the script: every answer also sleeps {args.vlm_sleep:g} s. "
         f"Each run: a fresh feature cache, model loaded before the clock starts; {args.repeats} rounds "
-        "(runs interleaved, the order rotated each round), best and median shown.",
+        "(runs interleaved, the order rotated each round). `tspo, warm cache`: the same TSPO frames with the "
+        "features already cached (an untimed run filled the cache): the run without any candidate work.",
         "",
-        "| run | best s | median s | over uniform (best) | as % of the pure decode |",
-        "|---|---|---|---|---|",
+        f"Pure decode of the candidates (PyAV threaded, every frame decoded, the 1 fps candidates to RGB): "
+        f"{pure:.2f} s (best; per round: {', '.join(f'{d:.2f}' for d in decode)} s). Percentages below are "
+        "of this time.",
+        "",
+        "| run | best s | median s | best over uniform | best over TSPO warm | median over TSPO warm | GOPs hit |",
+        "|---|---|---|---|---|---|---|",
     ]
     for n in names:
-        over = best[n] - uniform
-        lines.append(f"| {n} | {best[n]:.2f} | {med[n]:.2f} | {over:+.2f} s | {100 * over / pure:.0f}% |")
+        lines.append(f"| {n} | {best[n]:.2f} | {med[n]:.2f} | {over(n, uniform, best)} | {over(n, warm, best)} | "
+                     f"{over(n, med['tspo, warm cache'], med)} | {spread[n]:.2f} |")
+    cold = [n for n in names if n.startswith("tspo, lookahead=") and not n.endswith("=0")]
+    lines.append("")
+    for n in cold:
+        vs_uniform = (best[n] - uniform) / pure
+        vs_warm = (best[n] - warm) / pure
+        lines.append(f"Target (cold TSPO run <= uniform + 35% of the pure decode): `{n}` {100 * vs_uniform:.0f}% "
+                     f"-> {'met' if vs_uniform <= 0.35 else 'NOT met'} (without lookahead "
+                     f"{100 * (best['tspo, lookahead=0'] - uniform) / pure:.0f}%). Against the same frames from a "
+                     f"warm cache (the fair floor, see below): {100 * vs_warm:.0f}% with lookahead, "
+                     f"{100 * (best['tspo, lookahead=0'] - warm) / pure:.0f}% without -> "
+                     f"{'met' if vs_warm <= 0.35 else 'NOT met'}.")
     lines += [
-        f"| pure decode of the candidates (PyAV threaded, RGB at 1 fps) | {pure:.2f} | {statistics.median(decode):.2f}"
-        " | | 100% |",
         "",
+        "GOPs hit: the share of the video's GOPs the K answer frames fall in (mean over questions). Every run "
+        "decodes its K frames again for the VLM; with long GOPs that costs about one decode per GOP hit, so "
+        "a run whose frames hit fewer GOPs saves decode time the uniform run pays. With random agent weights on "
+        "this smooth synthetic content the TSPO frames cluster in time, which makes `uniform` a slower "
+        "reference than the selection alone explains; `tspo, warm cache` has exactly the cold runs' frames.",
+        "",
+        "All runs, in the order they ran (load: the machine's 1-minute load average when the run started; "
+        "lookahead: videos prepared in the background, seconds the answering waited for one in preparation):",
+        "",
+        "| run | s | answers | cache entries | frame records | failures | load | lookahead | GOPs hit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    ahead = [n for n in names if n.startswith("tspo, lookahead=") and not n.endswith("=0")]
-    for n in ahead:
-        ratio = (best[n] - uniform) / pure
-        lines.append(f"Target (cold TSPO run <= uniform + 35% of the pure decode): `{n}` "
-                     f"{100 * ratio:.0f}% -> {'met' if ratio <= 0.35 else 'NOT met'}; without lookahead "
-                     f"{100 * (best['tspo, lookahead=0'] - uniform) / pure:.0f}%.")
-    lines += ["", "All runs, in the order they ran (load: the machine's 1-minute load average when the run started; "
-              "lookahead: videos prepared in the background, seconds the answering waited for one in preparation):",
-              "", "| run | s | answers | cache entries | frame records | failures | load | lookahead |",
-              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['seconds']:.2f} | {r['answers']} | {r['cache_entries']} | {r['records']} | "
-              f"{r['failures']} | {r['load']:.1f} | {r['ahead']} |" for r in rows]
-    lines += ["", "Pure decode per round: " + ", ".join(f"{d:.2f} s" for d in decode)]
+              f"{r['failures']} | {r['load']:.1f} | {r['ahead']} | {r['spread']:.2f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -216,21 +258,23 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level="WARNING")
     from tspo_eval.testing.tiny_vlms import build_tiny_qwen2_5_vl
 
+    global GOP_FRAMES
+    GOP_FRAMES = args.gop
     videos = make_videos(args.videos, args.seconds, args.width, args.height, args.gop)
     vlm = WORK / "tiny_qwen2_5_vl"
     if not (vlm / "model.safetensors").exists():
         build_tiny_qwen2_5_vl(vlm)
     agent = make_bench_checkpoint("tiny")
     pure_decode_seconds(videos[:1])  # warm the page cache and PyAV
-    runs = [("uniform", "uniform", 0), ("tspo, lookahead=0", "tspo", 0),
-            (f"tspo, lookahead={args.lookahead}", "tspo", args.lookahead)]
+    runs = [("uniform", "uniform", 0, False), ("tspo, warm cache", "tspo", 0, True),
+            ("tspo, lookahead=0", "tspo", 0, False), (f"tspo, lookahead={args.lookahead}", "tspo", args.lookahead, False)]
     timed_run("warm-up", "uniform", 0, videos[:1], args, vlm, agent)
     rows, decode = [], []
     for round_ in range(args.repeats):
         decode.append(pure_decode_seconds(videos))
         print(f"pure decode {decode[-1]:.2f} s", file=sys.stderr, flush=True)
-        for name, mode, depth in runs[round_ % 3:] + runs[:round_ % 3]:  # each run first once per 3 rounds
-            rows.append(timed_run(name, mode, depth, videos, args, vlm, agent))
+        for name, mode, depth, warm in runs[round_ % len(runs):] + runs[:round_ % len(runs)]:  # rotated
+            rows.append(timed_run(name, mode, depth, videos, args, vlm, agent, warm=warm))
     report = write_report(rows, decode, args, command, videos)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     from tspo_eval.atomic_files import atomic_write

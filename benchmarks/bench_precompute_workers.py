@@ -86,13 +86,13 @@ def prepare(n_videos: int, minutes: float, width: int, height: int) -> tuple[Pat
     """A synthetic benchmark (2 questions per video) whose videos are replaced by long-GOP clips."""
     from tspo_eval.testing.synthetic_benchmark import build_synthetic_benchmark
 
-    folder = WORK / f"workers_{n_videos}x{minutes:g}min_{width}x{height}"
+    folder = WORK / f"workers_v2_{n_videos}x{minutes:g}min_{width}x{height}"
     annotations, videos = folder / "synthetic.json", folder / "videos"
     if not annotations.exists():
         build_synthetic_benchmark(folder, n_videos=n_videos, questions_per_video=2, seconds=8, fps=10.0)
-        for path in sorted(videos.glob("*.mp4")):
-            path.unlink()
-            make_synthetic_video(path, minutes, width=width, height=height)
+        for i, path in enumerate(sorted(videos.glob("*.mp4"))):
+            path.unlink()  # lengths differ by 10 s steps, so no two videos share a feature-cache entry
+            make_synthetic_video(path, minutes + i / 6, width=width, height=height)
     return annotations, videos
 
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command.strip()}`", "",
         f"Machine: {platform.processor() or platform.machine()}, {usable_cores()} usable cores, "
         f"Python {platform.python_version()}; decoder {args.decoder}; CLIP {CLIP_NAMES[args.clip]} on CPU (fp32).", "",
-        f"Videos: {len(paths)} x {args.minutes:g} min {args.width}x{args.height} 30 fps H.264 (x264 ultrafast, "
+        f"Videos: {len(paths)} x {args.minutes:g}-{args.minutes + (len(paths) - 1) / 6:.2f} min {args.width}x{args.height} 30 fps H.264 (x264 ultrafast, "
         f"GOP 250), {frames} candidates at 1 fps, 2 questions each, K = 32.", "",
         "| what | wall (s) | candidates/s | vs decode limit |", "|---|---:|---:|---:|",
         f"| pure decode, threaded serial | {serial_decode:.2f} | {frames / serial_decode:.1f} | {serial_decode / limit:.2f}x |",

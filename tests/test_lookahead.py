@@ -2,6 +2,7 @@
 foreground path, errors kept for their own video, at most ``depth`` videos ahead, no thread left."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -158,3 +159,27 @@ def test_serialized_scorer_calls_share_one_lock(tiny_agent, tmp_path):
         assert selector.scorer.encoder_fingerprint == tiny_agent.encoder_fingerprint
         assert ahead._worker_selector.scorer._lock is selector.scorer._lock
     assert selector.scorer is tiny_agent
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux behaviour")
+def test_background_runs_at_a_lower_priority_than_the_answering(tiny_agent, videos, tmp_path):
+    import os
+
+    from tspo_eval.lookahead import BACKGROUND_NICE
+
+    seen = []
+    real = tiny_agent.encode_frames
+
+    class Recording(GuardedScorer):
+        def encode_frames(self, frames, batch_size=32):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return real(frames, batch_size=batch_size)
+
+    selector = FrameSelector(tiny_agent, cache=FeatureCache(tmp_path / "c"), decoder="pyav", fps=5.0, chunk_size=8)
+    selector.scorer = Recording(tiny_agent)
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with Lookahead(selector, depth=1) as ahead:
+        ahead.plan(videos[:1])
+        _wait_idle(ahead, 1)
+    assert seen and set(seen) == {min(19, main + BACKGROUND_NICE)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # the answering thread keeps its own

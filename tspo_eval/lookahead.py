@@ -23,12 +23,19 @@ How it stays correct and bounded:
 
 Sharing the encoder: with the scorer on an accelerator, foreground and background calls of the
 scorer are serialised by one lock (``serialize=None`` decides by the scorer's ``device``); on the
-CPU they run unlocked (a lock would make a question wait for a whole chunk's encoding) and the
-threads share the cores (see ``benchmarks/results/bench_lookahead.md``).
+CPU they run unlocked (a lock would make a question wait for a whole chunk's encoding) and share
+the cores. The background keeps torch's thread count: encoding with fewer intra-op threads than
+the foreground changed the features' last bits for the tests' CLIP (so the cache entries would
+differ from a run without lookahead). On Linux the background thread runs at a lower priority
+(niceness +:data:`BACKGROUND_NICE`, inherited by its decoder and OpenMP threads), so the CPU
+goes to the answering first; it still shares the GIL with it. Measured on 2 cores in
+``benchmarks/results/bench_lookahead.md``; decoding the next chunk while encoding one (the
+selector's ``prefetch``) was measured slower there, so the worker uses the foreground's setting.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -46,6 +53,9 @@ if TYPE_CHECKING:
 DEFAULT_LOOKAHEAD = 2
 #: seconds :meth:`Lookahead.close` waits for the thread (it stops within one chunk)
 JOIN_TIMEOUT_S = 120.0
+#: niceness added to the background thread on Linux (the threads it starts inherit it): the CPU
+#: goes to the foreground (the VLM, the answer frames) first and to the lookahead when it idles
+BACKGROUND_NICE = 10
 
 _PENDING, _RUNNING, _READY, _FAILED, _CLAIMED = "pending", "running", "ready", "failed", "claimed"
 
@@ -130,6 +140,9 @@ class Lookahead:
         self._original_scorer = selector.scorer
         lock = threading.Lock() if (overlap_decoding(selector.scorer) if serialize is None else serialize) else None
         self.serialized = lock is not None
+        import torch
+
+        self._torch_threads = torch.get_num_threads()  # the foreground's: same reductions, same bits
         self._stop = threading.Event()
         if lock is not None:  # the foreground's scorer calls take the same lock while the lookahead runs
             selector.scorer = GuardedScorer(self._original_scorer, lock)
@@ -222,6 +235,10 @@ class Lookahead:
         return None
 
     def _run(self) -> None:
+        import torch
+
+        lower_thread_priority(BACKGROUND_NICE)
+        torch.set_num_threads(self._torch_threads)  # per calling thread under OpenMP; a new thread may differ
         video: str | None = None
         try:
             while True:
@@ -262,3 +279,18 @@ class Lookahead:
         logger.debug("lookahead: {} candidates of {} ready in {:.2f} s", len(grid), os.path.basename(video),
                      time.perf_counter() - started)
         return _READY, ""
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Add ``nice`` to the calling thread's niceness (Linux: per thread, inherited by the threads it
+    starts, e.g. its decoder and OpenMP threads); elsewhere nothing (there the same call would
+    renice the whole process). True when it was lowered."""
+    if not sys.platform.startswith("linux") or nice <= 0:
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as exc:  # a sandbox may refuse it: run at the normal priority
+        logger.debug("lookahead: cannot lower the background thread's priority ({})", exc)
+        return False
+    return True

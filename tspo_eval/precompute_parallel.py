@@ -3,7 +3,7 @@ and CLIP preprocessing of the candidates in N worker processes (:mod:`tspo_eval.
 
 Every video's features come out byte-identical to the single-process loop and go through
 :meth:`FrameSelector.adopt_candidates` (feature cache + memory) before the same per-video step
-(:func:`tspo_eval.precompute.run_video_job`) selects and writes its records, so records, failures
+(:func:`tspo_eval.precompute_jobs.run_video_job`) selects and writes its records, so records, failures
 and cache entries do not depend on N.  Records are written in completion order; ``precompute``
 canonicalises the file at the end (as it does after a resumed run).
 """
@@ -24,7 +24,7 @@ from tspo_eval.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from tspo_eval.benchmarks import Benchmark
     from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter
-    from tspo_eval.precompute import PrecomputeReport, VideoJob
+    from tspo_eval.precompute_jobs import PrecomputeReport, VideoJob
     from tspo_eval.selection import FrameSelector
 
 
@@ -58,11 +58,15 @@ def run_jobs_parallel(
     on_record: Callable[[IndexRecord], None] | None = None,
     pool_factory: Callable[[FrameSelector, int], CandidatePool] | None = None,
 ) -> PrecomputeReport:
-    """As :func:`tspo_eval.precompute.run_jobs`, with ``workers`` decoding processes.
+    """As :func:`tspo_eval.precompute_jobs.run_jobs`, with ``workers`` decoding processes.
 
     ``pool_factory(selector, workers)`` builds the pool (tests inject faults through it).
     """
-    from tspo_eval.precompute import PrecomputeReport, fail_questions, run_video_job
+    from tspo_eval.precompute_jobs import (
+        PrecomputeReport,
+        fail_questions,
+        run_video_job,
+    )
 
     report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
     done = set(skip_ids or ()) | writer.done_ids()
