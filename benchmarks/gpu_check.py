@@ -24,7 +24,6 @@ import shutil
 import sys
 import time
 import traceback
-from fractions import Fraction
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
