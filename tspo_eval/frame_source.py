@@ -165,7 +165,6 @@ class FrameSource:
         self.selector = selector
         self.log = log
         self._indices: dict[str, dict[str, Any]] = {}
-        self._source = self.mode  # where the last selection came from (recorded in the side log)
         self.last_record: Any = None  # IndexRecord of the last frames_for() that succeeded, else None
         self._lookahead: Any = None  # the running tspo_eval.lookahead.Lookahead, if any
         self.lookahead_stats: Any = None  # LookaheadStats of the last lookahead that ended
@@ -225,20 +224,28 @@ class FrameSource:
             self.stop_lookahead()
 
     # -- selection ------------------------------------------------------------------------
-    def select(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
-               task: str | None = None):
-        """The :class:`SelectionResult` for one question (no pixels decoded for the VLM yet)."""
+    def choose(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
+               task: str | None = None) -> tuple[Any, str]:
+        """(:class:`SelectionResult`, where its frames came from) for one question, no pixels decoded.
+
+        The source is the mode (``tspo``, ``index``, ``uniform``) or a fallback
+        (``uniform:missing-from-index``, ``uniform:short-index-row``); :meth:`record` writes it.
+        """
         opts = self.options
         video = os.fspath(video_path)
-        self._source = opts.frame_selection
         if opts.frame_selection == "tspo":
             strategy = resolve_strategy(opts.selector.strategy, task)
             if self._lookahead is not None:  # wait while the background prepares this very video
                 self._lookahead.claim(video)
-            return self.selector.select(video, question, num_frames=opts.num_frames, strategy=strategy)
+            return self.selector.select(video, question, num_frames=opts.num_frames, strategy=strategy), "tspo"
         if opts.frame_selection == "uniform":
-            return self._uniform(video, question)
+            return self._uniform(video, question), "uniform"
         return self._from_index(video, question, question_id, task)
+
+    def select(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
+               task: str | None = None):
+        """The :class:`SelectionResult` for one question (see :meth:`choose`)."""
+        return self.choose(video_path, question, question_id, task)[0]
 
     def frames_for(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
                    task: str | None = None) -> tuple[np.ndarray, Any]:
@@ -250,26 +257,26 @@ class FrameSource:
         from tspo_eval.video import decode_frames
 
         self.last_record = None
-        result = self.select(video_path, question, question_id, task)
+        result, source = self.choose(video_path, question, question_id, task)
         if not result.frame_indices:
             raise VideoError(video_path, "no frames selected (empty video?)")
         frames = decode_frames(video_path, result.frame_indices, self.options.selector.decoder)
         if len(frames) != len(result.frame_indices):
             raise VideoError(video_path, f"decoded {len(frames)} of {len(result.frame_indices)} selected frames")
-        self.last_record = self.record(result, question_id, task)
+        self.last_record = self.record(result, question_id, task, source=source)
         return frames, result
 
-    def record(self, result: Any, question_id: str | None, task: str | None) -> Any:
-        """The IndexRecord of ``result`` (``extra.frame_source`` says where the frames came from);
+    def record(self, result: Any, question_id: str | None, task: str | None, *, source: str) -> Any:
+        """The IndexRecord of ``result`` with ``extra.frame_source = source`` (from :meth:`choose`);
         logged with loguru and written to the side JSONL when a :class:`SelectionLog` is attached."""
         from tspo_eval.frame_index_cache.index_store import IndexRecord
 
         qid = str(question_id) if question_id is not None else Path(result.video).stem
-        logger.debug("[{}] {}: {}: {}/{} frames {} at {} s", task or "-", qid, Path(result.video).name, self.mode,
+        logger.debug("[{}] {}: {}: {}/{} frames {} at {} s", task or "-", qid, Path(result.video).name, source,
                      result.strategy, result.frame_indices, [round(t, 2) for t in result.timestamps])
         record = IndexRecord.from_selection(result, benchmark_name_for(task), qid, Path(result.video).name,
                                             num_frames=self.options.num_frames)
-        record.extra = {"frame_source": self._source}
+        record.extra = {"frame_source": source}
         if self.log is not None:
             self.log.write(record, task)
         return record
@@ -301,14 +308,12 @@ class FrameSource:
                 raise InputError(f"question {question_id!r} ({Path(video).name}) is not in the frame index "
                                  f"{opts.frame_index} (missing=error)")
             logger.warning("question {!r} is not in {}: uniform frames (missing=uniform)", question_id, opts.frame_index)
-            self._source = "uniform:missing-from-index"
-            return self._uniform(video, question)
+            return self._uniform(video, question), "uniform:missing-from-index"
         if opts.short == "uniform" and len(record.frame_indices) < opts.num_frames:
             logger.info("question {!r}: {} indexed frames < {}: uniform frames (short=uniform)", question_id,
                         len(record.frame_indices), opts.num_frames)
-            self._source = "uniform:short-index-row"
-            return self._uniform(video, question)
-        return self._result_from_record(video, question, record)
+            return self._uniform(video, question), "uniform:short-index-row"
+        return self._result_from_record(video, question, record), "index"
 
     def _result_from_record(self, video: str, question: str, record: Any):
         """A SelectionResult holding exactly ``record.frame_indices``, timed with the video's own

@@ -235,12 +235,12 @@ class FrameIndexGenerator(TspoVideoModel):
         self.frame_source = FrameSource.from_options(mode, num_frames=self.num_frames, **options)
 
     def answer(self, query: VideoQuery, task: str) -> str:
-        result = self.frame_source.select(query.video, query.question, query.question_id, task)
+        result, source = self.frame_source.choose(query.video, query.question, query.question_id, task)
         if not result.frame_indices:
             from tspo_eval.errors import VideoError
 
             raise VideoError(query.video, "no frames selected (empty video?)")
-        record = self.frame_source.record(result, query.question_id, task)  # also written to the job's index file
+        record = self.frame_source.record(result, query.question_id, task, source=source)  # also to the job's index
         return record.to_json()
 
 
