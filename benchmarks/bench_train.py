@@ -171,15 +171,17 @@ def warm_up(answerer: Any, data: tuple[Path, Path], decoder: str) -> None:
 def run_ours(args: argparse.Namespace, data: tuple[Path, Path], agent_dir: Path, answerer: Any, tmp: Path) -> dict:
     """``train()`` for ``--steps`` steps; its metrics lines, set-up seconds, total wall, sets seen."""
     from tspo_eval.training.metrics import read_jsonl
+    from tspo_eval.selector_options import SelectorOptions
     from tspo_eval.training.options import TrainOptions
     from tspo_eval.training.trainer import train
 
     out = tmp / "ours"
+    selector = SelectorOptions(agent=str(agent_dir), device=args.device, decoder=args.decoder,
+                               dtype="bf16" if args.device.startswith("cuda") else None, cache_dir=str(tmp / "cache"))
     options = TrainOptions(benchmark="synthetic", annotations=str(data[0]), videos=str(data[1]), answerer="(object)",
-                           out=str(out), init=str(agent_dir), steps=args.steps, prompts_per_step=args.prompts_per_step,
-                           group_size=args.group_size, num_frames=args.num_frames, seed=args.seed, device=args.device,
-                           dtype="bf16" if args.device.startswith("cuda") else None, cache_dir=str(tmp / "cache"),
-                           save_every=args.steps, decoder=args.decoder, progress=False)
+                           out=str(out), selector=selector, steps=args.steps, prompts_per_step=args.prompts_per_step,
+                           group_size=args.group_size, num_frames=args.num_frames, seed=args.seed,
+                           save_every=args.steps, progress=False)
     recorder, marks = RecordingAnswerer(answerer), []
     _sync(args.device)
     t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from tspo_eval.frame_source import HOST_ARGUMENTS, FrameSourceOptions, pop_host_
 from tspo_eval.precompute import PrecomputeOptions
 from tspo_eval.selector_options import HOST_ARGUMENTS as SELECTOR_HOST_ARGUMENTS
 from tspo_eval.selector_options import SelectorOptions, add_selector_arguments
+from tspo_eval.training import TrainOptions
 
 
 def test_values_are_normalised_and_frozen():
@@ -72,10 +73,19 @@ def test_the_command_line_helper_round_trips_and_speaks_in_flags():
         SelectorOptions.from_args(parser.parse_args(["--decoder", "ffmpeg"]))
 
 
-def test_precompute_and_the_frame_source_embed_the_one_type():
-    precompute_fields = {f.name: f.type for f in dataclasses.fields(PrecomputeOptions)}
-    source_fields = {f.name: f.type for f in dataclasses.fields(FrameSourceOptions)}
-    assert "SelectorOptions" in str(precompute_fields["selector"]) and "SelectorOptions" in str(source_fields["selector"])
-    # no selector option is declared a second time beside it
-    selector_names = set(SelectorOptions.field_names()) - {"cache"}
-    assert not selector_names & set(precompute_fields) and not selector_names & set(source_fields)
+@pytest.mark.parametrize("owner", [PrecomputeOptions, FrameSourceOptions, TrainOptions])
+def test_precompute_the_frame_source_and_the_trainer_embed_the_one_type(owner):
+    owner_fields = {f.name: f.type for f in dataclasses.fields(owner)}
+    assert "SelectorOptions" in str(owner_fields["selector"])
+    # no selector option is declared a second time beside it (the trainer's K is its own: frames per sampled set)
+    selector_names = set(SelectorOptions.field_names()) - {"cache", "num_frames"}
+    assert not selector_names & set(owner_fields)
+
+
+def test_the_trainer_reads_init_and_clip_from_its_selector_options():
+    options = TrainOptions("synthetic", "a.json", "videos", "synthetic-reader", "out",
+                           selector=SelectorOptions(agent="RANDOM", clip_model="clip/dir", decoder="pyav"))
+    validated = options.validated()
+    assert (validated.init, validated.clip, validated.selector.decoder) == ("random", "clip/dir", "pyav")
+    settings = validated.settings()
+    assert settings["init"] == "random" and settings["decoder"] == "pyav" and "selector" not in settings

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tspo_eval.errors import InputError
+from tspo_eval.selector_options import SelectorOptions
 from tspo_eval.training import TrainOptions
 from tspo_eval.training.trainer import train
 
@@ -33,9 +34,13 @@ def toy(tmp_path_factory):
     return build_toy_example(tmp_path_factory.mktemp("toy"))
 
 
+def _selector(tiny_agent_dir, cache) -> SelectorOptions:
+    return SelectorOptions(agent=str(tiny_agent_dir), decoder="pyav", cache_dir=str(cache))
+
+
 def _options(tiny_agent_dir, ann, videos, out, cache, **kw) -> TrainOptions:
-    values = {"init": str(tiny_agent_dir), "prompts_per_step": 4, "group_size": 8, "num_frames": 4, "decoder": "pyav",
-                  "cache_dir": str(cache), "save_every": 10, "progress": False}
+    values = {"selector": _selector(tiny_agent_dir, cache), "prompts_per_step": 4, "group_size": 8, "num_frames": 4,
+              "save_every": 10, "progress": False}
     values.update(kw)
     return TrainOptions("synthetic", str(ann), str(videos), "synthetic-reader", str(out), **values)
 
@@ -97,9 +102,9 @@ def _learned_toy(out: Path, video_dir: Path, metrics) -> bool:
 
 def _toy_run(tiny_agent_dir, toy, out, cache, seed, tau0, mode):
     ann, videos = toy
-    options = TrainOptions("tspo10k", str(ann), str(videos), "synthetic-reader", str(out), init=str(tiny_agent_dir),
-                           steps=10, prompts_per_step=1, group_size=12, num_frames=6, tau0=tau0, off_policy=mode,
-                           seed=seed, decoder="pyav", cache_dir=str(cache), save_every=10, progress=False)
+    options = TrainOptions("tspo10k", str(ann), str(videos), "synthetic-reader", str(out),
+                           selector=_selector(tiny_agent_dir, cache), steps=10, prompts_per_step=1, group_size=12,
+                           num_frames=6, tau0=tau0, off_policy=mode, seed=seed, save_every=10, progress=False)
     return train(options)
 
 
@@ -259,9 +264,9 @@ def test_one_step_with_a_real_vlm_answerer(family, builder, tiny_agent_dir, need
     vlm = getattr(testing, builder)(tmp_path / family)
     out = tmp_path / "run"
     spec = f"{family}:{vlm},device=cpu,dtype=fp32,max_pixels=3136,min_pixels=784"
-    result = train(TrainOptions("synthetic", str(ann), str(videos), spec, str(out), init=str(tiny_agent_dir), steps=1,
-                                prompts_per_step=2, group_size=4, num_frames=4, tau0=1.0, decoder="pyav",
-                                cache_dir=str(tmp_path / "cache"), save_every=1, progress=False))
+    result = train(TrainOptions("synthetic", str(ann), str(videos), spec, str(out),
+                                selector=_selector(tiny_agent_dir, tmp_path / "cache"), steps=1, prompts_per_step=2,
+                                group_size=4, num_frames=4, tau0=1.0, save_every=1, progress=False))
     [step] = [m for m in result.metrics if "loss" in m]
     assert np.isfinite(step["loss"]) and step["seconds_answerer"] > 0
     before = TemporalAgent.from_pretrained(tiny_agent_dir, device="cpu").head.state_dict()

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from loguru import logger
@@ -33,6 +33,12 @@ from tspo_eval.errors import InputError, VideoError
 from tspo_eval.lookahead import DEFAULT_LOOKAHEAD
 from tspo_eval.selector_options import HOST_ARGUMENTS as SELECTOR_HOST_ARGUMENTS
 from tspo_eval.selector_options import SelectorOptions, choice_of
+
+if TYPE_CHECKING:  # typing only: selection pulls in torch when used
+    from tspo_eval.frame_index_cache.index_store import IndexRecord
+    from tspo_eval.lookahead import Lookahead, LookaheadStats
+    from tspo_eval.selection import FrameSelector
+    from tspo_eval.selection_result import SelectionResult
 
 FRAME_SELECTIONS: tuple[str, ...] = ("tspo", "index", "uniform")
 MISSING_RULES: tuple[str, ...] = ("uniform", "error")
@@ -132,7 +138,7 @@ class SelectionLog:
         name = (task or "default").replace(os.sep, "_")
         return Path(self.template.format(task=name, rank=self.rank))
 
-    def write(self, record: Any, task: str | None) -> Path:
+    def write(self, record: IndexRecord, task: str | None) -> Path:
         """Append ``record`` (an IndexRecord) to the file of ``task``; returns the file's path."""
         from tspo_eval.frame_index_cache.index_store import IndexWriter
 
@@ -160,17 +166,19 @@ class FrameSource:
     :class:`SelectionLog` or None) may be attached or replaced at any time.
     """
 
-    def __init__(self, options: FrameSourceOptions, selector: Any = None, log: SelectionLog | None = None) -> None:
+    def __init__(self, options: FrameSourceOptions, selector: FrameSelector | None = None,
+                 log: SelectionLog | None = None) -> None:
         self.options = options
         self.selector = selector
         self.log = log
-        self._indices: dict[str, dict[str, Any]] = {}
-        self.last_record: Any = None  # IndexRecord of the last frames_for() that succeeded, else None
-        self._lookahead: Any = None  # the running tspo_eval.lookahead.Lookahead, if any
-        self.lookahead_stats: Any = None  # LookaheadStats of the last lookahead that ended
+        self._indices: dict[str, dict[str, IndexRecord]] = {}
+        self.last_record: IndexRecord | None = None  # of the last frames_for() that succeeded
+        self._lookahead: Lookahead | None = None  # the running lookahead, if any
+        self.lookahead_stats: LookaheadStats | None = None  # of the last lookahead that ended
 
     @classmethod
-    def from_options(cls, frame_selection: str = "tspo", *, selector: Any = None, log: SelectionLog | None = None,
+    def from_options(cls, frame_selection: str = "tspo", *, selector: FrameSelector | None = None,
+                     log: SelectionLog | None = None,
                      **options: Any) -> FrameSource:
         """Validate ``options`` (host argument names, :data:`HOST_ARGUMENTS`) and load what the mode
         needs: the scorer and feature cache for ``tspo`` (unless a ready ``selector`` is given),
@@ -225,7 +233,7 @@ class FrameSource:
 
     # -- selection ------------------------------------------------------------------------
     def choose(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
-               task: str | None = None) -> tuple[Any, str]:
+               task: str | None = None) -> tuple[SelectionResult, str]:
         """(:class:`SelectionResult`, where its frames came from) for one question, no pixels decoded.
 
         The source is the mode (``tspo``, ``index``, ``uniform``) or a fallback
@@ -248,7 +256,7 @@ class FrameSource:
         return self.choose(video_path, question, question_id, task)[0]
 
     def frames_for(self, video_path: str | os.PathLike, question: str, question_id: str | None = None,
-                   task: str | None = None) -> tuple[np.ndarray, Any]:
+                   task: str | None = None) -> tuple[np.ndarray, SelectionResult]:
         """(frames uint8 [K,H,W,3] decoded at ``result.frame_indices`` in temporal order, result).
 
         Raises :class:`VideoError` for a missing/broken video, :class:`InputError` for an index
@@ -266,7 +274,8 @@ class FrameSource:
         self.last_record = self.record(result, question_id, task, source=source)
         return frames, result
 
-    def record(self, result: Any, question_id: str | None, task: str | None, *, source: str) -> Any:
+    def record(self, result: SelectionResult, question_id: str | None, task: str | None, *,
+               source: str) -> IndexRecord:
         """The IndexRecord of ``result`` with ``extra.frame_source = source`` (from :meth:`choose`);
         logged with loguru and written to the side JSONL when a :class:`SelectionLog` is attached."""
         from tspo_eval.frame_index_cache.index_store import IndexRecord
@@ -288,7 +297,7 @@ class FrameSource:
         return uniform_selection(video, self.options.num_frames, decoder=self.options.selector.decoder, fps=self.options.selector.fps,
                                  question=question)
 
-    def index_for(self, task: str | None) -> dict[str, Any]:
+    def index_for(self, task: str | None) -> dict[str, IndexRecord]:
         """The index records (question id -> IndexRecord) for ``task``'s benchmark, read once
         (an index JSONL, TSPO's ``*_frameIdx.json``, or an lmms-eval samples file of a ``tspo_*`` run)."""
         from tspo_eval.frame_records import read_frames
@@ -315,7 +324,7 @@ class FrameSource:
             return self._uniform(video, question), "uniform:short-index-row"
         return self._result_from_record(video, question, record), "index"
 
-    def _result_from_record(self, video: str, question: str, record: Any):
+    def _result_from_record(self, video: str, question: str, record: IndexRecord) -> SelectionResult:
         """A SelectionResult holding exactly ``record.frame_indices``, timed with the video's own
         presentation times (off the candidate grid, the frames themselves are the candidates)."""
         from tspo_eval.selection import given_selection

@@ -42,15 +42,17 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace):
     """The :class:`~tspo_eval.training.TrainOptions` of parsed arguments."""
+    from tspo_eval.selector_options import SelectorOptions
     from tspo_eval.training import TrainOptions
 
+    selector = SelectorOptions(agent=args.init, clip_model=args.clip, decoder=args.decoder, fps=args.fps,
+                               device=args.device, dtype=args.dtype, cache_dir=args.cache_dir)
     return TrainOptions(
         benchmark=args.benchmark, annotations=args.annotations, videos=args.videos, answerer=args.answerer,
-        out=args.out, init=args.init, clip=args.clip, steps=args.steps, epochs=args.epochs,
+        out=args.out, selector=selector, steps=args.steps, epochs=args.epochs,
         prompts_per_step=args.prompts_per_step, group_size=args.group_size, num_frames=args.num_frames, lr=args.lr,
         tau0=args.tau0, logprob=args.logprob, off_policy=args.off_policy, needles=args.needles, eval=args.eval,
-        seed=args.seed, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir, save_every=args.save_every,
-        resume=args.resume, decoder=args.decoder, fps=args.fps,
+        seed=args.seed, save_every=args.save_every, resume=args.resume,
     )
 
 

@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tspo_eval.errors import InputError
+from tspo_eval.selector_options import SelectorOptions
 from tspo_eval.training.advantages import OFF_POLICY_MODES
 from tspo_eval.training.policy import LOGPROBS
 
-DEFAULT_INIT = "hzf666/TSPO-0.4B"
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """Options of ``tspo-eval train`` (see docs/training.md for each).
 
-    ``init``: a TSPO-layout checkpoint (folder / hub id) or ``random`` (a fresh head on ``clip``).
+    ``selector``: the package's one :class:`~tspo_eval.selector_options.SelectorOptions`: its
+    ``agent`` is ``--init`` (a TSPO-layout checkpoint, folder / hub id, or ``random``: a fresh head
+    on ``clip_model`` = ``--clip``), and its ``decoder``, ``fps``, ``device``, ``dtype`` and
+    ``cache_dir`` are the run's (``num_frames``/``strategy``/``scorer`` are evaluation settings;
+    training samples K = :attr:`num_frames` frames per set from the policy).
     ``steps`` / ``epochs``: length of the run (one epoch when neither is given).
     ``eval``: ``BENCH=ANNOTATIONS:VIDEOS`` held-out set for the selection-only span hit rate.
     """
@@ -28,8 +32,7 @@ class TrainOptions:
     videos: str
     answerer: str
     out: str
-    init: str = DEFAULT_INIT
-    clip: str | None = None
+    selector: SelectorOptions = field(default_factory=SelectorOptions)
     steps: int | None = None
     epochs: float | None = None
     prompts_per_step: int = 8
@@ -42,13 +45,8 @@ class TrainOptions:
     needles: bool = False
     eval: str | None = None
     seed: int = 0
-    device: str | None = None
-    dtype: str | None = None
-    cache_dir: str | None = None
     save_every: int = 100
     resume: bool = False
-    decoder: str = "auto"
-    fps: float = 1.0
     progress: bool | None = None
 
     def validated(self) -> TrainOptions:
@@ -68,7 +66,7 @@ class TrainOptions:
             positive_int("steps", self.steps)
         if self.epochs is not None and not (isinstance(self.epochs, (int, float)) and self.epochs > 0):
             raise InputError(f"--epochs must be positive, got {self.epochs!r}")
-        for name in ("lr", "tau0", "fps"):
+        for name in ("lr", "tau0"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"--{name} must be a positive number, got {value!r}")
@@ -80,21 +78,31 @@ class TrainOptions:
             raise InputError(f"unknown --off-policy {self.off_policy!r}; choose one of {', '.join(OFF_POLICY_MODES)}")
         if str(self.init).lower() == "random" and not self.clip:
             raise InputError("--init random needs --clip PATH (the CLIP the fresh head works on)")
-        from tspo_eval.video import DECODERS
-
-        if self.decoder not in DECODERS:
-            raise InputError(f"unknown --decoder {self.decoder!r}; choose one of {', '.join(DECODERS)}")
         if self.eval is not None:
             from tspo_eval.training.data import parse_eval_spec
 
             parse_eval_spec(self.eval)
-        return replace(self, init="random" if str(self.init).lower() == "random" else str(self.init))
+        init = "random" if str(self.init).lower() == "random" else str(self.init)
+        return replace(self, selector=self.selector.with_(agent=init))
+
+    @property
+    def init(self) -> str:
+        """``--init``: the checkpoint training starts from, or ``random``."""
+        return self.selector.agent
+
+    @property
+    def clip(self) -> str | None:
+        """``--clip``: the CLIP folder (with ``--init random``, or a training checkpoint's separate CLIP)."""
+        return self.selector.clip_model
 
     def settings(self) -> dict[str, Any]:
         """What a ``--resume`` must share with the run it continues (paths made absolute)."""
         data = asdict(self)
-        for key in ("resume", "progress", "device", "cache_dir", "save_every", "out"):
+        for key in ("resume", "progress", "save_every", "out"):
             data.pop(key)
+        selector = data.pop("selector")
+        data.update(init=selector["agent"], clip=selector["clip_model"], dtype=selector["dtype"],
+                    decoder=selector["decoder"], fps=selector["fps"])  # device and cache folder may change
         for key in ("annotations", "videos"):
             data[key] = os.path.abspath(os.path.expanduser(data[key]))
         for key in ("init", "clip"):

@@ -96,11 +96,11 @@ def _load_agent(opts: TrainOptions, device: str | None):
     if opts.init == "random":
         dev = resolve_device(device)
         clip_dir = resolve_checkpoint(opts.clip)
-        clip = HFClipEncoder(clip_dir, dev, resolve_dtype(opts.dtype, dev))
+        clip = HFClipEncoder(clip_dir, dev, resolve_dtype(opts.selector.dtype, dev))
         torch.manual_seed(opts.seed)
         agent = TemporalAgent(clip, SelectorHead().to(dev), source="random")
     else:
-        agent = TemporalAgent.from_pretrained(opts.init, device=device, dtype=opts.dtype, clip_path=opts.clip)
+        agent = TemporalAgent.from_pretrained(opts.init, device=device, dtype=opts.selector.dtype, clip_path=opts.clip)
         clip_dir = agent.clip.path
     agent.head.requires_grad_(True)
     return agent, Path(clip_dir)
@@ -127,9 +127,10 @@ class Trainer:
         if opts.eval:
             bench, ann, videos = parse_eval_spec(opts.eval)
             self.eval_items = load_training_items(bench, ann, videos)
-        self.agent, self.clip_dir = _load_agent(opts, opts.device or (ctx.default_device() if ctx.is_distributed else None))
+        self.agent, self.clip_dir = _load_agent(opts, opts.selector.device or (ctx.default_device() if ctx.is_distributed else None))
         self.head = self.agent.head
-        selector = FrameSelector(self.agent, cache=FeatureCache(opts.cache_dir), decoder=opts.decoder, fps=opts.fps)
+        selector = FrameSelector(self.agent, cache=FeatureCache(opts.selector.cache_dir), decoder=opts.selector.decoder,
+                                 fps=opts.selector.fps)
         self.store = CandidateStore(selector)
         videos = sorted({i.video for i in items} | {i.video for i in self.eval_items})
         if ctx.is_distributed:  # each rank encodes its share into the shared cache, then all read it
@@ -154,7 +155,7 @@ class Trainer:
         if not fit:
             largest = max(len(self.store.get(i.video).frames) for i in usable)
             raise InputError(f"--num-frames {opts.num_frames} is above the candidate count of every training video "
-                             f"(largest: {largest} candidates at {opts.fps:g} fps)")
+                             f"(largest: {largest} candidates at {opts.selector.fps:g} fps)")
         self.items = fit
         self.eval_items = [i for i in self.eval_items if i.video not in broken]
         self.pre_failures = rows
@@ -164,7 +165,7 @@ class Trainer:
         n = len(self.items)
         self.max_steps = opts.steps or max(1, math.ceil((opts.epochs or 1.0) * n / opts.prompts_per_step))
         self.order = EpochOrder(n, opts.seed)
-        self.config = RolloutConfig(opts.group_size, opts.num_frames, opts.logprob, opts.off_policy, opts.decoder)
+        self.config = RolloutConfig(opts.group_size, opts.num_frames, opts.logprob, opts.off_policy, opts.selector.decoder)
         named = dict(self.head.named_parameters())
         self.params = [p for name, p in named.items() if name not in UNUSED_PARAMETERS]
         self.optimizer = torch.optim.AdamW(self.params, lr=opts.lr, weight_decay=0.0)
@@ -185,7 +186,7 @@ class Trainer:
         others = [v for v in self.videos if v != item.video]
         picks = torch.randint(len(others), (N_DISTRACTORS,), generator=generator).tolist()
         pool = [self.store.get(others[i]) for i in dict.fromkeys(picks)]
-        return compose_needle(cands, item.time_spans, pool, generator, fps=self.opts.fps)
+        return compose_needle(cands, item.time_spans, pool, generator, fps=self.opts.selector.fps)
 
     # -- state -----------------------------------------------------------------------------------
     def resume_from(self, state: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
