@@ -20,11 +20,16 @@ from tqdm import tqdm
 
 from tspo_eval.candidate_pool import CandidatePool, default_workers
 from tspo_eval.errors import InputError
+from tspo_eval.precompute_jobs import (
+    PrecomputeReport,
+    VideoJob,
+    fail_questions,
+    run_video_job,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tspo_eval.benchmarks import Benchmark
     from tspo_eval.frame_index_cache.index_store import IndexRecord, IndexWriter
-    from tspo_eval.precompute_jobs import PrecomputeReport, VideoJob
     from tspo_eval.selection import FrameSelector
 
 
@@ -62,12 +67,6 @@ def run_jobs_parallel(
 
     ``pool_factory(selector, workers)`` builds the pool (tests inject faults through it).
     """
-    from tspo_eval.precompute_jobs import (
-        PrecomputeReport,
-        fail_questions,
-        run_video_job,
-    )
-
     report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
     done = set(skip_ids or ()) | writer.done_ids()
     start = time.perf_counter()

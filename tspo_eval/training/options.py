@@ -13,7 +13,6 @@ from tspo_eval.training.advantages import OFF_POLICY_MODES
 from tspo_eval.training.policy import LOGPROBS
 
 
-
 @dataclass(frozen=True)
 class TrainOptions:
     """Options of ``tspo-eval train`` (see docs/training.md for each).
