@@ -19,6 +19,7 @@ from tspo_eval.selection import (
     _prefetch,
     uniform_selection,
 )
+from tspo_eval.testing.scorers import DelegatingScorer
 from tspo_eval.video import candidate_grid, decode_frames, open_video
 
 QUESTIONS = [
@@ -28,30 +29,19 @@ QUESTIONS = [
 ]
 
 
-class CountingScorer:
-    """Delegates to a real scorer and records every ``encode_frames`` call (chunk lengths)."""
+class CountingScorer(DelegatingScorer):
+    """Delegates to a real scorer and records every ``encode_frames`` call (chunk lengths, threads)."""
 
     def __init__(self, inner) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.calls: list[int] = []
         self.threads: set[str] = set()
-        for attr in ("name", "fingerprint", "encoder_fingerprint"):
-            setattr(self, attr, getattr(inner, attr))
         self.device = None  # unknown (tests set it)
 
     def encode_frames(self, frames, batch_size: int = 32):
         self.calls.append(len(frames))
         self.threads.add(threading.current_thread().name)
-        return self.inner.encode_frames(frames, batch_size=batch_size)
-
-    def encode_text(self, question):
-        return self.inner.encode_text(question)
-
-    def score(self, frame_features, text_features):
-        return self.inner.score(frame_features, text_features)
-
-    def select(self, scores, num_frames=64, strategy="topk"):
-        return self.inner.select(scores, num_frames, strategy)
+        return super().encode_frames(frames, batch_size=batch_size)
 
 
 @pytest.fixture(scope="module")
@@ -149,21 +139,21 @@ def test_other_candidate_rate_and_decoders_change_the_cache_key(agent, video, tm
     half = FrameSelector(agent, cache=cache, fps=0.5).select(video, QUESTIONS[0], num_frames=3)
     assert half.candidate_indices == list(range(0, 600, 60)) and half.fps == 0.5
     FrameSelector(agent, cache=cache, fps=1.0).select(video, QUESTIONS[0], num_frames=3)
-    FrameSelector(agent, cache=cache, decoder="pyav").select(video, QUESTIONS[0], num_frames=3)
+    FrameSelector(agent, cache=cache, decoder="decord").select(video, QUESTIONS[0], num_frames=3)
     assert cache.info()["entries"] == 3
 
 
 def test_auto_cache_key_records_the_decoder_that_decoded(agent, video, tmp_path) -> None:
-    """With ``decoder="auto"`` the cache entry is keyed by the backend that really decoded: decord
-    for an H.264 file, PyAV for an AV1 file (decord has no AV1 decoder), which an explicit
-    ``decoder="pyav"`` run then reuses; an explicit ``decord`` run never gets PyAV's features."""
+    """With ``decoder="auto"`` the cache entry is keyed by the backend that really decoded: PyAV
+    for an H.264 file (sparse decoding) and for an AV1 file (decord has no AV1 decoder), which an
+    explicit ``decoder="pyav"`` run then reuses; an explicit ``decord`` run never gets PyAV's features."""
     from tspo_eval.testing.videos import available_encoder, write_test_video
 
     cache = FeatureCache(tmp_path / "c")
     h264 = FrameSelector(agent, cache=cache).select(video, QUESTIONS[0], num_frames=3)
-    assert h264.decoder == "decord"
-    assert FrameSelector(agent, cache=cache, decoder="decord").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
-    assert not FrameSelector(agent, cache=cache, decoder="pyav").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
+    assert h264.decoder == "pyav"
+    assert FrameSelector(agent, cache=cache, decoder="pyav").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
+    assert not FrameSelector(agent, cache=cache, decoder="decord").select(video, QUESTIONS[0], num_frames=3).feature_cache_hit
     codec = available_encoder("av1")
     if codec is None:
         pytest.skip("no AV1 encoder in this PyAV build")
@@ -172,7 +162,7 @@ def test_auto_cache_key_records_the_decoder_that_decoded(agent, video, tmp_path)
     assert first.decoder == "pyav" and not first.feature_cache_hit
     explicit = FrameSelector(agent, cache=cache, decoder="pyav").select(av1, QUESTIONS[0], num_frames=3)
     assert explicit.feature_cache_hit and explicit.frame_indices == first.frame_indices
-    assert cache.info()["entries"] == 3  # H.264 via decord, H.264 via PyAV, AV1 via PyAV (auto and explicit)
+    assert cache.info()["entries"] == 3  # H.264 via PyAV (auto and explicit), H.264 via decord, AV1 via PyAV
 
 
 def test_bad_requests(agent, video, tmp_path) -> None:

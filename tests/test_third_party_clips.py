@@ -84,7 +84,7 @@ def test_backends_agree_on_real_clips(clip, backend: str) -> None:
         expected_times = reference.frame_times(grid)
     with open_video(path, backend) as reader:
         meta = reader.metadata
-        assert meta.decoder == ("decord" if backend == "auto" else backend)  # decord takes these files
+        assert meta.decoder == ("pyav" if backend == "auto" else backend)  # H.264: auto decodes with PyAV
         assert meta.n_frames == n_frames and abs(meta.avg_fps - float(rate)) < 1e-6
         assert candidate_grid(meta).tolist() == grid.tolist() == list(range(0, n_frames, round(float(rate))))
         np.testing.assert_allclose(reader.frame_times(grid), expected_times, atol=1e-4)
@@ -107,9 +107,13 @@ def test_selection_end_to_end_on_real_clips(clip, tiny_agent, tmp_path: Path) ->
         assert result.candidate_indices == grid and len(result.scores) == len(grid)
         assert len(result.frame_indices) == 3 and set(result.frame_indices) <= set(grid)
         assert result.timestamps == pytest.approx([f / float(rate) for f in result.frame_indices], abs=1e-4)
-    assert results[0].decoder == "decord" and again.decoder == "pyav"
-    assert not again.feature_cache_hit  # one decoder's features never serve another
-    assert again.frame_indices == results[0].frame_indices  # but both decoders see the same frames
+    assert results[0].decoder == "pyav" and again.decoder == "pyav"
+    assert again.feature_cache_hit  # auto decoded this H.264 file with PyAV: an explicit pyav run reuses it
+    assert again.frame_indices == results[0].frame_indices
+    other = FrameSelector(tiny_agent, cache=cache, decoder="decord").select(path, questions[0], num_frames=3,
+                                                                           strategy="bin-max")
+    assert other.decoder == "decord" and not other.feature_cache_hit  # one decoder's features never serve another
+    assert other.frame_indices == results[0].frame_indices  # but both decoders see the same frames
     np.testing.assert_allclose(again.scores, results[0].scores, atol=1e-3)
     frames = decode_frames(path, results[0].frame_indices)
     assert frames.shape[0] == 3 and frames.std() > 5  # real pictures, not blank frames

@@ -103,7 +103,7 @@ def test_backends_agree_on_metadata_and_grid(videos, name: str) -> None:
         with open_video(videos[name], backend) as reader:
             metas[backend] = reader.metadata
     for backend, meta in metas.items():
-        assert meta.decoder == ("decord" if backend == "auto" else backend)  # auto names the backend it used
+        assert meta.decoder == ("pyav" if backend == "auto" else backend)  # auto names the backend it used (H.264: PyAV)
         assert meta.n_frames == n, backend
         assert math.isclose(meta.avg_fps, float(Fraction(fps).limit_denominator(1001)), rel_tol=1e-6), backend
         assert (meta.width, meta.height) == (64, 48)

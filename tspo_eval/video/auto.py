@@ -1,10 +1,14 @@
-"""``decoder="auto"``: decord, and PyAV for the files decord cannot open or decode.
+"""``decoder="auto"``: the fastest exact backend for each file.
 
-decord is the fastest backend for the common H.264/HEVC/VP9 files, but its bundled FFmpeg has
-no AV1 decoder, and it mishandles some files (see :class:`~tspo_eval.video.decord_backend.DecordReader`).
-Both backends number frames the same way (the ``i``-th presented frame), so the 1 fps
-candidate grid and every frame number stay the same whichever one decodes.  A fallback logs
-one WARNING line naming the file and the reason (once per file and process; DEBUG after that).
+H.264 and HEVC (nearly every benchmark video) go to PyAV, whose exact sparse decoding skips the
+non-reference frames nobody asked for: on 640x360 long-GOP H.264 its 1 fps candidate pass took
+0.82 s where decord took 1.26 s (3 B-frames) and 1.02 s vs 1.36 s (no B-frames), with the same
+pixels (docs/video-and-cache.md).  Other codecs go to decord, and to PyAV when decord cannot open or
+decode the file: its bundled FFmpeg has no AV1 decoder, and it mishandles some files (see
+:class:`~tspo_eval.video.decord_backend.DecordReader`).  All backends number frames the same way
+(the ``i``-th presented frame), so the 1 fps candidate grid and every frame number stay the same
+whichever one decodes.  A fallback logs one WARNING line naming the file and the reason (once per
+file and process; DEBUG after that).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from loguru import logger
 from tspo_eval.errors import VideoError
 from tspo_eval.video.base import VideoReader
 from tspo_eval.video.probe import StreamHeader, check_file, probe
+from tspo_eval.video.pyav_backend import SPARSE_CODECS
 
 _decord_missing_reported = False
 #: files whose fallback was already logged at WARNING level (later ones go to DEBUG): a CLI run
@@ -57,7 +62,7 @@ def _open_decord(path: str, header: StreamHeader, threads: int = 0) -> VideoRead
 
 
 class AutoReader(VideoReader):
-    """Delegates to a decord reader, replaced by a PyAV reader when decord fails.
+    """Delegates to PyAV (H.264, HEVC) or to a decord reader, replaced by a PyAV reader when decord fails.
 
     ``metadata.decoder`` names the backend that decodes now (``decord`` or ``pyav``), so a
     feature-cache key built from it records the decoder that really produced the pixels.
@@ -71,8 +76,9 @@ class AutoReader(VideoReader):
         path = check_file(path)
         header = probe(path)  # not a video / no stream / unreadable: no backend can help
         self._path, self._header, self._threads = path, header, threads
-        inner = _open_decord(path, header, threads)
+        inner = None if header.codec in SPARSE_CODECS else _open_decord(path, header, threads)
         self._inner: VideoReader = inner if inner is not None else PyAVReader(path, threads=threads, header=header)
+        self._expected: np.ndarray | None = None
         super().__init__(self._inner.metadata)
 
     @property
@@ -98,6 +104,8 @@ class AutoReader(VideoReader):
         self._inner.close()
         self._inner = fallback
         self.metadata = fallback.metadata
+        if self._expected is not None:
+            fallback.expect(self._expected)
 
     def _read_sorted(self, indices: np.ndarray) -> np.ndarray:
         try:
@@ -110,6 +118,10 @@ class AutoReader(VideoReader):
 
     def frame_times(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         return self._inner.frame_times(indices)
+
+    def expect(self, indices: np.ndarray) -> None:
+        self._expected = np.asarray(indices)
+        self._inner.expect(indices)
 
     def pause(self) -> None:
         self._inner.pause()

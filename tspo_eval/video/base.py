@@ -32,6 +32,11 @@ class VideoReader:
         """float64 [n_frames]: every frame's presentation time in seconds, relative to frame 0."""
         raise NotImplementedError
 
+    def expect(self, indices: np.ndarray) -> None:
+        """Frame numbers int64 [N] the next reads will ask for, in order (the candidate grid).
+
+        A hint: backends that decode sparsely keep these frames (PyAV).  No-op by default."""
+
     def pause(self) -> None:
         """The caller will not read for a while (it is encoding): backends that decode ahead in
         the background stop doing so here (decord).  No-op by default."""
@@ -119,6 +124,7 @@ def iter_frame_chunks(
     if int(chunk_size) <= 0:
         raise InputError(f"chunk_size must be positive, got {chunk_size}")
     arr = reader.check_indices(indices)
+    reader.expect(arr)
     for start in range(0, arr.size, int(chunk_size)):
         chunk = reader.get_frames(arr[start : start + int(chunk_size)])
         if pause_between:

@@ -1,4 +1,5 @@
-"""PyAV backend: a packet index built at open time, keyframe seeks and forward decoding."""
+"""PyAV backend: a packet index built at open time, keyframe seeks and forward decoding that
+skips the non-reference frames nobody asked for (exact sparse decoding)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,10 @@ from tspo_eval.video.metadata import make_metadata
 from tspo_eval.video.packets import index_packets
 from tspo_eval.video.probe import StreamHeader, check_file, explain_open_error, probe
 
+#: codecs whose FFmpeg decoders honour ``skip_frame=NONREF`` packet by packet: a frame no other frame
+#: references is dropped before its slices are decoded, every other frame decodes bit-identically
+SPARSE_CODECS = frozenset({"h264", "hevc"})
+
 
 class PyAVReader(VideoReader):
     """Random access by presentation timestamp.
@@ -20,11 +25,19 @@ class PyAVReader(VideoReader):
     unless ``t`` lies behind it or a keyframe lies between the two; then it seeks to the keyframe
     preceding ``t``.  Dense increasing requests (the candidate grid) are thus one forward pass.
     Frame times come from the same index (true presentation times, also for variable frame rates).
+
+    Sparse decoding (``sparse=True``, H.264 and HEVC): packets are fed to the decoder one by one,
+    and a packet whose frame is neither asked for now nor announced by :meth:`expect` is sent with
+    ``skip_frame=NONREF``, so the decoder drops it when no other frame references it (B-frames
+    outside a pyramid: about half of a typical x264 stream).  Reference frames are always decoded,
+    so every returned frame is bit-identical to a full decode; a frame that was asked for after
+    its packet had gone by as skippable is decoded again from its keyframe.
     """
 
     name = "pyav"
 
-    def __init__(self, path: str, threads: bool | int = True, header: StreamHeader | None = None) -> None:
+    def __init__(self, path: str, threads: bool | int = True, header: StreamHeader | None = None,
+                 sparse: bool = True) -> None:
         import av
 
         path = check_file(path)
@@ -61,6 +74,16 @@ class PyAVReader(VideoReader):
         super().__init__(metadata)
         self._frames = None  # the live decode generator
         self._pos = -1  # frame number of the last decoded frame (-1: nothing decoded)
+        self.sparse = bool(sparse) and self._stream.codec_context.name in SPARSE_CODECS
+        self._planned_pts: frozenset[int] = frozenset()  # announced by expect(): never skipped
+        self._wanted_pts: frozenset[int] = frozenset()  # asked for now, or planned: never skipped
+        self._skippable_sent: set[int] = set()  # pts sent as skippable since the last seek
+        self.frames_decoded = 0  # frames the decoder returned (sparse decoding returns fewer)
+
+    def expect(self, indices: np.ndarray) -> None:
+        """Announce the frames the next reads will ask for (the candidate grid): they are never skipped."""
+        if self.sparse:
+            self._planned_pts = frozenset(self._index.pts[self.check_indices(indices)].tolist())
 
     def _load_frame_times(self) -> np.ndarray:
         return self._index.frame_times()
@@ -68,8 +91,22 @@ class PyAVReader(VideoReader):
     def _seek(self, index: int) -> None:
         start = self._index.seek_pts(index)
         self._container.seek(start, stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decode_forward()
         self._pos = int(np.searchsorted(self._index.pts, start)) - 1
+        self._skippable_sent = set()
+
+    def _decode_forward(self):
+        """Frames from the current position on; unwanted packets go in as skippable (sparse mode)."""
+        if not self.sparse:
+            yield from self._container.decode(self._stream)
+            return
+        codec = self._stream.codec_context
+        for packet in self._container.demux(self._stream):
+            keep = packet.pts is None or packet.pts in self._wanted_pts  # None: the final flush packet
+            codec.skip_frame = "DEFAULT" if keep else "NONREF"
+            if not keep:
+                self._skippable_sent.add(int(packet.pts))
+            yield from codec.decode(packet)
 
     def _frame_number(self, frame) -> int:
         pts = self._index.pts
@@ -87,8 +124,12 @@ class PyAVReader(VideoReader):
 
         m = self.metadata
         out = np.empty((len(indices), m.height, m.width, 3), dtype=np.uint8)
+        if self.sparse:
+            self._wanted_pts = self._planned_pts | frozenset(self._index.pts[indices].tolist())
         for k, target in enumerate(indices.tolist()):
             if self._frames is None or target <= self._pos or self._index.keyframe_between(self._pos, target):
+                self._seek(target)
+            elif int(self._index.pts[target]) in self._skippable_sent:  # it may have been dropped
                 self._seek(target)
             while True:
                 try:
@@ -99,6 +140,7 @@ class PyAVReader(VideoReader):
                 except av.error.FFmpegError as exc:
                     self._frames = None
                     raise VideoError(m.path, f"decoding failed near frame {target} ({exc})") from None
+                self.frames_decoded += 1
                 number = self._frame_number(frame)
                 if number < 0:
                     continue
