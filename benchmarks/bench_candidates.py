@@ -57,9 +57,11 @@ CLIP_NAMES = {"tiny": "ViT-Ti/32-like", "small": "ViT-S/32-like", "base": "ViT-B
 
 # -- artefacts ---------------------------------------------------------------------------------
 
-def make_synthetic_video(path: Path, minutes: float, fps: float = 30.0, width: int = 320, height: int = 240) -> Path:
-    """A 30 fps H.264 (libx264 ultrafast, default GOP) video: drifting smooth texture, moving bar,
-    slowly changing colours (about 7 MB per minute at 320x240)."""
+def make_synthetic_video(path: Path, minutes: float, fps: float = 30.0, width: int = 320, height: int = 240,
+                         bframes: int = 0) -> Path:
+    """A 30 fps H.264 (libx264 ultrafast, default GOP 250, ``bframes`` B-frames with x264's default
+    pyramid) video: drifting smooth texture, moving bar, slowly changing colours (about 7 MB per
+    minute at 320x240)."""
     import av
 
     if path.exists():
@@ -75,7 +77,7 @@ def make_synthetic_video(path: Path, minutes: float, fps: float = 30.0, width: i
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
+        stream.options = {"preset": "ultrafast", **({"bf": str(bframes)} if bframes else {})}
         for i in range(n_frames):
             shift = (i * 2) % width
             plane = np.empty((height * 3 // 2, width), dtype=np.uint8)

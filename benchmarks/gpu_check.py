@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import os
 import platform
 import shutil
 import sys
@@ -26,6 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the tspo-eval command sets it, before torch loads
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_candidates import WORK, make_bench_checkpoint, make_synthetic_video  # noqa: E402
@@ -68,11 +70,11 @@ def long_video(folder: Path, minutes_clip: float, repeats: int, width: int, heig
     """``repeats`` copies of one x264 clip remuxed back to back (no re-encode): a long video fast."""
     import av
 
-    out = folder / f"long_{minutes_clip * repeats:g}min_{height}p.mp4"
+    out = folder / f"long_{minutes_clip * repeats:g}min_{height}p_bf3.mp4"
     if out.exists():
         return out
-    clip = make_synthetic_video(folder / f"clip_{minutes_clip:g}min_{height}p.mp4", minutes_clip, width=width,
-                                height=height)
+    clip = make_synthetic_video(folder / f"clip_{minutes_clip:g}min_{height}p_bf3.mp4", minutes_clip, width=width,
+                                height=height, bframes=3)  # B-frames with x264's pyramid, as in most real files
     tmp = out.with_suffix(".part.mp4")
     with av.open(str(clip)) as src, av.open(str(tmp), "w") as dst:
         ins = src.streams.video[0]

@@ -59,8 +59,13 @@ def serial(synth, tiny_agent_dir, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_workers_give_byte_identical_output_and_cache(synth, serial, tiny_agent_dir, tmp_path, workers):
+@pytest.mark.parametrize("workers,preprocess_in_workers", [(2, False), (3, False), (2, True)])
+def test_workers_give_byte_identical_output_and_cache(synth, serial, tiny_agent_dir, tmp_path, workers,
+                                                      preprocess_in_workers, monkeypatch):
+    """Workers that ship uint8 frames (few workers) or CLIP pixel values (many): the same bytes."""
+    import tspo_eval.candidate_pool as pool
+
+    monkeypatch.setattr(pool, "PREPROCESS_IN_WORKERS_FROM", 2 if preprocess_in_workers else 4)
     out = tmp_path / "index.jsonl"
     assert main(cli_args(synth, out, tiny_agent_dir, tmp_path / "cache", "--workers", str(workers))) == 0
     assert out.read_bytes() == (serial / "index.jsonl").read_bytes()

@@ -39,6 +39,12 @@ from tspo_eval.video import VideoMetadata
 WORKER_RAM_BYTES = 700 * 2**20
 #: RAM kept for the encoder process and everything else
 RESERVED_RAM_BYTES = 2 * 2**30
+#: from this many workers on, the workers run the CLIP image processor: each pays ~4 s of CPU to
+#: import torch + transformers, which many cores amortise, and the encoder process does not become
+#: the bottleneck of many decoders.  Below it the workers ship uint8 frames, start in ~0.1 s without
+#: torch, and the encoder process preprocesses (2 cores, 2 workers, 4 x 3-minute 640x360 videos:
+#: 6.5 s instead of 13.7 s; see docs/precompute.md).  The features are the same bytes either way.
+PREPROCESS_IN_WORKERS_FROM = 4
 
 
 @dataclass
@@ -100,14 +106,19 @@ def default_workers(ranks_on_node: int = 1) -> int:
     return int(max(1, min(cores, by_ram)))
 
 
-def worker_settings(selector, *, depth: int = 2, decoder_threads: int = 0, on_job=None) -> WorkerSettings:
+def worker_settings(selector, *, preprocess: bool = True, depth: int = 2, decoder_threads: int = 0,
+                    on_job=None) -> WorkerSettings:
     """Settings that make workers produce exactly what ``selector`` (a FrameSelector) would encode.
 
-    Scorers whose image encoder is a Hugging Face CLIP (the TSPO agent, ``ClipScorer`` over an HF
-    CLIP) get their image processor run in the workers; others (open_clip) get uint8 frames.
+    With ``preprocess``, scorers whose image encoder is a Hugging Face CLIP (the TSPO agent,
+    ``ClipScorer`` over an HF CLIP) get their image processor run in the workers; otherwise (and
+    for other scorers, e.g. open_clip) the workers ship uint8 frames and the encoder process runs
+    ``scorer.encode_frames`` on them, exactly as :class:`~tspo_eval.selection.FrameSelector` does.
     """
     encoder = _hf_clip(selector.scorer)
     processor = getattr(encoder, "image_processor", None) if encoder is not None else None
+    if not preprocess:
+        processor = None
     dtype = str(getattr(encoder, "dtype", torch.float32)).removeprefix("torch.")
     root = str(selector.cache.root) if selector.cache is not None else None
     return WorkerSettings(decoder=selector.decoder, fps=selector.fps, chunk_size=selector.chunk_size,
@@ -154,7 +165,7 @@ class CandidatePool:
         if isinstance(workers, bool) or int(workers) < 1:
             raise InputError(f"--workers must be a positive integer, got {workers!r}")
         self.selector, self.n_workers = selector, int(workers)
-        self.settings = settings or worker_settings(selector)
+        self.settings = settings or worker_settings(selector, preprocess=self.n_workers >= PREPROCESS_IN_WORKERS_FROM)
         self._pixels = self.settings.image_processor is not None
         self._encoder = _hf_clip(selector.scorer) if self._pixels else None
         self._context = mp.get_context("spawn")  # no fork of a process with torch/OpenMP threads

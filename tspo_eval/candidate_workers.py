@@ -83,9 +83,10 @@ def worker_main(conn, settings: WorkerSettings, parent_pid: int) -> None:
     """Entry point of a worker process: serve jobs from ``conn`` until ``None`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
-    import torch
+    if settings.image_processor is not None:  # uint8 frames need no torch: the worker starts in ~0.1 s
+        import torch
 
-    torch.set_num_threads(1)  # N workers share the cores; the image processor is a small part
+        torch.set_num_threads(1)  # N workers share the cores; the image processor is a small part
     from loguru import logger
 
     logger.remove()  # the parent logs; a worker reports through its pipe
@@ -182,9 +183,9 @@ class _Worker:
         self.credits -= 1
 
     def _send_array(self, job: int, row: int, payload) -> None:
-        import torch
+        if not isinstance(payload, np.ndarray):  # a torch tensor of pixel values
+            import torch
 
-        if isinstance(payload, torch.Tensor):
             tensor = payload.contiguous()
             raw = tensor.view(torch.uint8).numpy() if tensor.dtype != torch.uint8 else tensor.numpy()
             dtype = str(tensor.dtype).removeprefix("torch.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,8 +67,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: OpenMP's default lets idle torch threads spin after each parallel region, taking the cores the
+#: decoders need while CLIP runs on the CPU beside them (precompute workers, lookahead): 2 workers on
+#: 2 cores ran 4.4-4.9 s with sleeping threads instead of 6.7 s (benchmarks/results/
+#: bench_precompute_workers.md).  The user's own setting wins; it acts only before torch is imported.
+OMP_WAIT_POLICY_DEFAULT = "PASSIVE"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tspo-eval`` console script; returns the exit status."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY_DEFAULT)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
