@@ -27,7 +27,8 @@ def test_info_and_clear_with_cache_dir(tmp_path: Path, capsys) -> None:
     root = tmp_path / "features"
     size = _fill(root, 3)
     assert main(["cache", "info", "--cache-dir", str(root), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"root": str(root), "entries": 3, "bytes": size}
+    assert json.loads(capsys.readouterr().out) == {"root": str(root), "entries": 3, "bytes": size,
+                                                   "decoded_frame_files": 0, "decoded_frame_bytes": 0}
     assert main(["cache", "info", "--cache-dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert str(root) in out and "entries: 3" in out and f"({size} bytes)" in out
@@ -36,6 +37,24 @@ def test_info_and_clear_with_cache_dir(tmp_path: Path, capsys) -> None:
     assert FeatureCache(root).info()["entries"] == 0
     assert main(["cache", "clear", "--cache-dir", str(root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["removed"] == 0
+
+
+def test_info_and_clear_include_the_training_frame_store(tmp_path: Path, capsys) -> None:
+    """The decoded-frame store of ``tspo-eval train`` lives in the cache folder: counted and cleared."""
+    from tspo_eval.testing.videos import write_test_video
+    from tspo_eval.training.frame_store import DecodedFrameStore
+
+    root = tmp_path / "features"
+    _fill(root, 1)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=60)
+    store = DecodedFrameStore.for_cache(FeatureCache(root))
+    store.frames(video, [0, 30], [30])
+    assert main(["cache", "info", "--cache-dir", str(root), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["entries"] == 1 and info["decoded_frame_files"] == 1 and info["decoded_frame_bytes"] > 2 * 64 * 48 * 3
+    assert main(["cache", "clear", "--cache-dir", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed_decoded_frame_files"] == 1
+    assert DecodedFrameStore.for_cache(FeatureCache(root)).info()["files"] == 0
 
 
 def test_environment_variable_and_console_script(tmp_path: Path) -> None:

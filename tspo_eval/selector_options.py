@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -61,7 +62,8 @@ class SelectorOptions:
             ``bin-max``, ``aks``, ``uniform``.
         num_frames: K, frames per question.
         fps: candidate rate of the 1 fps grid (TSPO: 1.0).
-        decoder: ``auto`` (decord, PyAV when decord cannot), ``decord``, ``pyav``, ``torchcodec``.
+        decoder: ``auto`` (PyAV for H.264/HEVC, else decord with PyAV when decord cannot), ``decord``,
+            ``pyav``, ``torchcodec``.
         device, dtype: where and how the scorer runs (None: CUDA + bf16 when available).
         cache_dir: feature-cache folder (None: ``$TSPO_EVAL_CACHE_DIR`` or the user cache).
         cache: read and write the feature cache.
@@ -151,13 +153,28 @@ def _in_flag_terms(message: str) -> str:
     return message
 
 
-def add_selector_arguments(parser: argparse.ArgumentParser, *, strategy_default: str = "auto") -> None:
+class _FilteredGroup:
+    """An argument group that adds only the options named in ``only`` (all when None)."""
+
+    def __init__(self, group: Any, only: Collection[str] | None) -> None:
+        self.group, self.only = group, None if only is None else set(only)
+
+    def add_argument(self, flag: str, *more: str, **kwargs: Any) -> None:
+        if self.only is None or flag.lstrip("-") in self.only:
+            self.group.add_argument(flag, *more, **kwargs)
+
+
+def add_selector_arguments(parser: argparse.ArgumentParser, *, strategy_default: str = "auto",
+                           only: Collection[str] | None = None) -> None:
     """Add the selector options (``--agent``, ``--num-frames/-k``, ``--strategy``, ``--scorer``,
     ``--clip-model``, ``--fps``, ``--decoder``, ``--device``, ``--dtype``, ``--cache-dir``, ``--no-cache``)
-    with the defaults of :class:`SelectorOptions`; read them back with :meth:`SelectorOptions.from_args`."""
+    with the defaults of :class:`SelectorOptions`; read them back with :meth:`SelectorOptions.from_args`.
+
+    ``only``: the options to add, by flag without dashes (``{"fps", "decoder"}``), for commands
+    that name the others differently (``tspo-eval train``: ``--init``, ``--clip``)."""
     from tspo_eval.video import DECODERS
 
-    group = parser.add_argument_group("frame selection")
+    group = _FilteredGroup(parser.add_argument_group("frame selection"), only)
     group.add_argument("--agent", default=DEFAULT_AGENT, help="TSPO checkpoint folder or hub id")
     group.add_argument("--num-frames", "-k", type=int, default=64, help="frames per question (K)")
     group.add_argument("--strategy", default=strategy_default,

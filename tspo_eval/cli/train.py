@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from tspo_eval.selector_options import add_selector_arguments
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` arguments to ``parser`` (defaults shown in --help)."""
@@ -30,13 +32,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval", default=None, metavar="BENCH=ANNOTATIONS:VIDEOS",
                         help="held-out set for the span hit rate every --save-every steps (best kept in DIR/best)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="CLIP dtype: bf16, fp16, fp32")
-    parser.add_argument("--cache-dir", default=None, metavar="DIR", help="feature cache folder")
     parser.add_argument("--save-every", type=int, default=100, metavar="N", help="checkpoint (and eval) every N steps")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    parser.add_argument("--decoder", default="auto", choices=("auto", "decord", "pyav", "torchcodec"))
-    parser.add_argument("--fps", type=float, default=1.0, help="candidate rate in frames per second")
+    add_selector_arguments(parser, only={"fps", "decoder", "device", "dtype", "cache-dir"})
+    parser.add_argument("--frame-store", action=argparse.BooleanOptionalAction, default=True,
+                        help="decode every candidate frame of a video once into <cache folder>/decoded_frames "
+                             "(T x H x W x 3 bytes per video) instead of decoding the sampled frames per prompt (default: on)")
+    parser.add_argument("--frame-pixels", type=int, default=602112, metavar="N",
+                        help="pixels per stored frame at most (area downscale, aspect kept; 602112 = 768*28*28, "
+                             "Qwen2.5-VL's per-frame video budget; 0 = native size)")
     parser.set_defaults(func=run)
 
 
@@ -52,7 +56,8 @@ def options_from_args(args: argparse.Namespace):
         out=args.out, selector=selector, steps=args.steps, epochs=args.epochs,
         prompts_per_step=args.prompts_per_step, group_size=args.group_size, num_frames=args.num_frames, lr=args.lr,
         tau0=args.tau0, logprob=args.logprob, off_policy=args.off_policy, needles=args.needles, eval=args.eval,
-        seed=args.seed, save_every=args.save_every, resume=args.resume,
+        seed=args.seed, save_every=args.save_every, resume=args.resume, frame_store=args.frame_store,
+        frame_pixels=args.frame_pixels,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from tspo_eval.errors import InputError
 from tspo_eval.selector_options import SelectorOptions
 from tspo_eval.training.advantages import OFF_POLICY_MODES
+from tspo_eval.training.frame_store import DEFAULT_FRAME_PIXELS
 from tspo_eval.training.policy import LOGPROBS
 
 
@@ -24,6 +25,9 @@ class TrainOptions:
     training samples K = :attr:`num_frames` frames per set from the policy).
     ``steps`` / ``epochs``: length of the run (one epoch when neither is given).
     ``eval``: ``BENCH=ANNOTATIONS:VIDEOS`` held-out set for the selection-only span hit rate.
+    ``frame_store``: keep every candidate frame of each video decoded on disk (decoded once for the
+    whole run) instead of decoding the sampled frames per prompt; ``frame_pixels``: the stored
+    frames' pixel budget (area downscale, aspect kept; 0 = native size).
     """
 
     benchmark: str
@@ -47,6 +51,8 @@ class TrainOptions:
     save_every: int = 100
     resume: bool = False
     progress: bool | None = None
+    frame_store: bool = True
+    frame_pixels: int = DEFAULT_FRAME_PIXELS
 
     def validated(self) -> TrainOptions:
         """A copy with normalised values; InputError naming the first bad option."""
@@ -57,6 +63,8 @@ class TrainOptions:
 
         for name in ("prompts_per_step", "group_size", "num_frames", "save_every"):
             positive_int(name, getattr(self, name))
+        if isinstance(self.frame_pixels, bool) or not isinstance(self.frame_pixels, int) or self.frame_pixels < 0:
+            raise InputError(f"--frame-pixels must be an integer >= 0 (0: native size), got {self.frame_pixels!r}")
         if self.group_size < 2:
             raise InputError(f"--group-size must be at least 2 (advantages compare samples), got {self.group_size}")
         if self.steps is not None and self.epochs is not None:
@@ -94,11 +102,23 @@ class TrainOptions:
         """``--clip``: the CLIP folder (with ``--init random``, or a training checkpoint's separate CLIP)."""
         return self.selector.clip_model
 
+    @property
+    def stored_frame_pixels(self) -> int:
+        """The pixel budget of the frames the answerer sees: ``frame_pixels`` with the store, 0 (native) without."""
+        return self.frame_pixels if self.frame_store else 0
+
     def settings(self) -> dict[str, Any]:
-        """What a ``--resume`` must share with the run it continues (paths made absolute)."""
+        """What a ``--resume`` must share with the run it continues (paths made absolute).
+
+        The frame store itself is not a setting: at native size its frames are bitwise the decoded
+        ones.  Its pixel budget is, when the store is on and the budget is not 0 (native, as every run
+        before the store): ``frame_pixels`` is recorded only then.
+        """
         data = asdict(self)
-        for key in ("resume", "progress", "save_every", "out"):
+        for key in ("resume", "progress", "save_every", "out", "frame_store", "frame_pixels"):
             data.pop(key)
+        if self.stored_frame_pixels:
+            data["frame_pixels"] = self.stored_frame_pixels
         selector = data.pop("selector")
         data.update(init=selector["agent"], clip=selector["clip_model"], dtype=selector["dtype"],
                     decoder=selector["decoder"], fps=selector["fps"])  # device and cache folder may change

@@ -3,8 +3,8 @@ rewards, advantages and the backward pass of the prompt's loss."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,28 +21,40 @@ from tspo_eval.training.policy import (
 )
 from tspo_eval.training.rewards import answer_reward, inside_spans, total_reward
 
+if TYPE_CHECKING:
+    from tspo_eval.training.frame_store import DecodedFrameStore
+
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    """The per-prompt settings: G, K, log-probability kind, off-policy mode, decoder."""
+    """The per-prompt settings: G, K, log-probability kind, off-policy mode, decoder, and where
+    frames come from (``frame_store``: the run's decoded-frame store; None: decoded per prompt)."""
 
     group_size: int
     num_frames: int
     logprob: str = "first-draw"
     off_policy: str = "none"
     decoder: str = "auto"
+    frame_store: DecodedFrameStore | None = field(default=None, compare=False, repr=False)
 
 
-def decode_sets(cands: Candidates, position_sets: np.ndarray, decoder: str) -> list[np.ndarray]:
-    """uint8 ``[K, H, W, 3]`` frames of every set ``[G, K]``; each source frame is decoded once."""
-    from tspo_eval.video import decode_frames
+def decode_sets(cands: Candidates, position_sets: np.ndarray, decoder: str,
+                frame_store: DecodedFrameStore | None = None) -> list[np.ndarray]:
+    """uint8 ``[K, H, W, 3]`` frames of every set ``[G, K]``; each source frame is read once.
+
+    With ``frame_store`` the frames are rows of each source video's stored candidates (the video is
+    decoded into the store on its first use); without, the union is decoded from the videos now.
+    """
+    from tspo_eval import video as video_io
 
     needed = np.unique(position_sets.reshape(-1))
     decoded: dict[int, np.ndarray] = {}
     for source in np.unique(cands.source_index[needed]):
         rows = needed[cands.source_index[needed] == source]
         numbers = np.unique(cands.frames[rows])
-        pixels = decode_frames(cands.sources[int(source)], numbers.tolist(), decoder=decoder)
+        path = cands.sources[int(source)]
+        pixels = (frame_store.source_frames(path, numbers) if frame_store is not None
+                  else video_io.decode_frames(path, numbers.tolist(), decoder=decoder))
         where = {int(n): i for i, n in enumerate(numbers.tolist())}
         for row in rows.tolist():
             decoded[row] = pixels[where[int(cands.frames[row])]]
@@ -78,8 +90,8 @@ def run_prompt(head: nn.Module, item: TrainingItem, cands: Candidates, spans: li
     head_s = clock() - t0
 
     t1 = clock()
-    frame_sets = decode_sets(cands, positions.numpy(), config.decoder)
-    decode_s = clock() - t1
+    frame_sets = decode_sets(cands, positions.numpy(), config.decoder, config.frame_store)
+    decode_s = clock() - t1  # with the store: its first fill of a video and its reads
     duration = item.duration if item.duration and cands.sources == [item.video] else cands.duration
     requests = [AnswerRequest.multiple_choice(frames, cands.times[row].tolist(), duration, item.question, item.options,
                                               ANSWER_SETTINGS, item=item.question_id, prompt=item.prompt)

@@ -35,6 +35,7 @@ from tspo_eval.training.data import (
     parse_eval_spec,
 )
 from tspo_eval.training.evaluation import span_hit_rate, uniform_hit_rate
+from tspo_eval.training.frame_store import DecodedFrameStore
 from tspo_eval.training.metrics import (
     SUM_FIELDS,
     JsonlLog,
@@ -129,9 +130,10 @@ class Trainer:
             self.eval_items = load_training_items(bench, ann, videos)
         self.agent, self.clip_dir = _load_agent(opts, opts.selector.device or (ctx.default_device() if ctx.is_distributed else None))
         self.head = self.agent.head
-        selector = FrameSelector(self.agent, cache=FeatureCache(opts.selector.cache_dir), decoder=opts.selector.decoder,
-                                 fps=opts.selector.fps)
+        cache = FeatureCache(opts.selector.cache_dir)
+        selector = FrameSelector(self.agent, cache=cache, decoder=opts.selector.decoder, fps=opts.selector.fps)
         self.store = CandidateStore(selector)
+        self.frame_store = self._frame_store(cache)
         videos = sorted({i.video for i in items} | {i.video for i in self.eval_items})
         if ctx.is_distributed:  # each rank encodes its share into the shared cache, then all read it
             self.store.prepare(ctx.shard(videos), progress=bool(opts.progress))
@@ -165,13 +167,28 @@ class Trainer:
         n = len(self.items)
         self.max_steps = opts.steps or max(1, math.ceil((opts.epochs or 1.0) * n / opts.prompts_per_step))
         self.order = EpochOrder(n, opts.seed)
-        self.config = RolloutConfig(opts.group_size, opts.num_frames, opts.logprob, opts.off_policy, opts.selector.decoder)
+        self.config = RolloutConfig(opts.group_size, opts.num_frames, opts.logprob, opts.off_policy, opts.selector.decoder,
+                                    frame_store=self.frame_store)
         named = dict(self.head.named_parameters())
         self.params = [p for name, p in named.items() if name not in UNUSED_PARAMETERS]
         self.optimizer = torch.optim.AdamW(self.params, lr=opts.lr, weight_decay=0.0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, LinearDecay(self.max_steps))
         logger.info("training on {} prompts ({} skipped), {} steps of {} prompts, G={} K={}", n, len(rows),
                     self.max_steps, opts.prompts_per_step, opts.group_size, opts.num_frames)
+
+    def _frame_store(self, cache: Any) -> DecodedFrameStore | None:
+        """The run's decoded-frame store in the feature cache's folder (None with ``--no-frame-store``)."""
+        opts = self.opts
+        if not opts.frame_store:
+            return None
+        store = DecodedFrameStore.for_cache(cache, decoder=opts.selector.decoder, fps=opts.selector.fps,
+                                            max_pixels=opts.frame_pixels, grid_of=lambda video: self.store.get(video).frames)
+        if self.ctx.is_main:
+            info = store.info()
+            logger.info("decoded-frame store: {} (frames of at most {} pixels, 0: native size; {} files, {:.2f} GiB "
+                        "there now; a video takes T x H x W x 3 bytes)", info["root"], opts.frame_pixels,
+                        info["files"], info["bytes"] / 2**30)
+        return store
 
     def text_features(self, question: str) -> Tensor:
         if question not in self._texts:
@@ -323,6 +340,10 @@ class Trainer:
                     on_step(done)
         finally:
             bar.close()
+        if main and self.frame_store is not None:
+            info = self.frame_store.info()
+            logger.info("decoded-frame store {} holds {} files, {:.2f} GiB", info["root"], info["files"],
+                        info["bytes"] / 2**30)
         failures = len(self.pre_failures) + int(sum(r["failed"] for r in records))
         return TrainResult(self.out, self.max_steps, records, best, failures)
 
