@@ -9,27 +9,11 @@ import torch
 from tspo_eval.agent import Scorer, check_scorer
 from tspo_eval.agent.scorer import SCORER_MEMBERS, missing_scorer_members
 from tspo_eval.selection import FrameSelector
+from tspo_eval.testing.scorers import DelegatingScorer
 
 
-class Wrapped:
+class Wrapped(DelegatingScorer):
     """A scorer by delegation (how tests and tools wrap a real scorer), with every member."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.name, self.fingerprint = inner.name, inner.fingerprint
-        self.encoder_fingerprint, self.device = inner.encoder_fingerprint, inner.device
-
-    def encode_frames(self, frames, batch_size: int = 32):
-        return self.inner.encode_frames(frames, batch_size=batch_size)
-
-    def encode_text(self, question):
-        return self.inner.encode_text(question)
-
-    def score(self, frame_features, text_features):
-        return self.inner.score(frame_features, text_features)
-
-    def select(self, scores, num_frames=64, strategy="topk"):
-        return self.inner.select(scores, num_frames, strategy)
 
 
 def test_members_are_what_frame_selector_uses() -> None:
@@ -52,7 +36,7 @@ def test_a_scorer_lacking_a_member_is_refused_by_name(tiny_agent, member: str) -
     if member in vars(stub):
         delattr(stub, member)
     else:  # a method: shadow it on a subclass without it
-        stub.__class__ = type("Lacking", (), {k: v for k, v in vars(Wrapped).items()
+        stub.__class__ = type("Lacking", (), {k: v for k, v in vars(DelegatingScorer).items()
                                               if not k.startswith("__") and k != member})
     assert not isinstance(stub, Scorer)
     with pytest.raises(TypeError, match=rf"is not a frame scorer: it lacks {member} ") as info:

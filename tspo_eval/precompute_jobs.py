@@ -87,6 +87,40 @@ def plan_jobs(records: Sequence[QuestionRecord], limit: int | None = None) -> li
 
 
 # ---- the per-video loop -----------------------------------------------------------------------------
+class JobProgress:
+    """The bookkeeping both loops share: the report, the questions already done (resume), the bar.
+
+    Use as a context manager; :meth:`todo` gives a job's questions still to do (counting the others
+    as skipped), :meth:`advance` moves the bar by finished videos.
+    """
+
+    def __init__(self, jobs: Sequence[VideoJob], writer: IndexWriter, skip_ids: set[str] | None,
+                 progress: bool | None, desc: str) -> None:
+        self.report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
+        self.done = set(skip_ids or ()) | writer.done_ids()
+        self.started = time.perf_counter()
+        show = sys.stderr.isatty() if progress is None else progress
+        self.bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not show, dynamic_ncols=True)
+
+    def todo(self, job: VideoJob) -> list[QuestionRecord]:
+        todo = [q for q in job.questions if q.question_id not in self.done]
+        self.report.skipped += len(job.questions) - len(todo)
+        return todo
+
+    def advance(self, videos: int = 1) -> None:
+        report = self.report
+        self.bar.update(videos)
+        done_q = report.written + report.skipped + len(report.failures)
+        self.bar.set_postfix(questions=f"{done_q}/{report.n_questions}", failed=len(report.failures), refresh=False)
+
+    def __enter__(self) -> JobProgress:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.bar.close()
+        self.report.seconds = time.perf_counter() - self.started
+
+
 def run_jobs(
     selector: FrameSelector,
     benchmark: Benchmark,
@@ -106,23 +140,14 @@ def run_jobs(
     A video that cannot be read fails all its questions; any other error in ``select_many``
     is isolated by retrying its questions one by one (features come from the selector's cache).
     """
-    report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
-    done = set(skip_ids or ()) | writer.done_ids()
-    start = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not show, dynamic_ncols=True)
-    with bar:
+    with JobProgress(jobs, writer, skip_ids, progress, desc) as progress_:
         for job in jobs:
-            todo = [q for q in job.questions if q.question_id not in done]
-            report.skipped += len(job.questions) - len(todo)
+            todo = progress_.todo(job)
             if todo:
-                run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
-            bar.update(1)
-            done_q = report.written + report.skipped + len(report.failures)
-            bar.set_postfix(questions=f"{done_q}/{report.n_questions}",
-                            failed=len(report.failures), refresh=False)
-    report.seconds = time.perf_counter() - start
-    return report
+                run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy,
+                              progress_.report, on_record)
+            progress_.advance()
+    return progress_.report
 
 
 def run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record) -> None:

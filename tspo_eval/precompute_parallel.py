@@ -10,17 +10,14 @@ canonicalises the file at the end (as it does after a resumed run).
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 from tspo_eval.candidate_pool import CandidatePool, default_workers
 from tspo_eval.errors import InputError
 from tspo_eval.precompute_jobs import (
+    JobProgress,
     PrecomputeReport,
     VideoJob,
     fail_questions,
@@ -67,34 +64,28 @@ def run_jobs_parallel(
 
     ``pool_factory(selector, workers)`` builds the pool (tests inject faults through it).
     """
-    report = PrecomputeReport(n_videos=len(jobs), n_questions=sum(len(j.questions) for j in jobs))
-    done = set(skip_ids or ()) | writer.done_ids()
-    start = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else progress
-    todo_of: dict[str, tuple[VideoJob, list]] = {}
-    direct: list[tuple[VideoJob, list]] = []  # missing files: the serial step reports them, nothing to decode
-    for job in jobs:
-        todo = [q for q in job.questions if q.question_id not in done]
-        report.skipped += len(job.questions) - len(todo)
-        if not todo:
-            continue
-        path = str(benchmark.resolve_video(todo[0], video_root))
-        if Path(path).is_file():
-            todo_of[path] = (job, todo)
-        else:
-            direct.append((job, todo))
+    with JobProgress(jobs, writer, skip_ids, progress, desc) as progress_:
+        report = progress_.report
+        todo_of: dict[str, tuple[VideoJob, list]] = {}
+        direct: list[tuple[VideoJob, list]] = []  # missing files: the serial step reports them, nothing to decode
+        for job in jobs:
+            todo = progress_.todo(job)
+            if not todo:
+                continue
+            path = str(benchmark.resolve_video(todo[0], video_root))
+            if Path(path).is_file():
+                todo_of[path] = (job, todo)
+            else:
+                direct.append((job, todo))
 
-    def step(job: VideoJob, todo: list) -> None:
-        run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
+        def step(job: VideoJob, todo: list) -> None:
+            run_video_job(selector, benchmark, job, todo, video_root, writer, num_frames, strategy, report, on_record)
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not show, dynamic_ncols=True)
-    bar.update(len(jobs) - len(todo_of) - len(direct))
-    with bar:
+        progress_.advance(len(jobs) - len(todo_of) - len(direct))
         for job, todo in direct:
             step(job, todo)
-            bar.update(1)
-        pool = (pool_factory or CandidatePool)(selector, workers)
-        with pool:
+            progress_.advance()
+        with (pool_factory or CandidatePool)(selector, workers) as pool:
             for outcome in pool.run(list(todo_of)):
                 job, todo = todo_of[outcome.path]
                 if outcome.error is not None:
@@ -104,9 +95,5 @@ def run_jobs_parallel(
                         selector.adopt_candidates(outcome.path, outcome.metadata, outcome.grid, outcome.times,
                                                   outcome.features)
                     step(job, todo)
-                bar.update(1)
-                done_q = report.written + report.skipped + len(report.failures)
-                bar.set_postfix(questions=f"{done_q}/{report.n_questions}", failed=len(report.failures),
-                                refresh=False)
-    report.seconds = time.perf_counter() - start
+                progress_.advance()
     return report

@@ -115,24 +115,32 @@ class HFVideoAnswerer:
 
     @classmethod
     def from_pretrained(cls, pretrained: str, *, device: Any = None, device_map: Any = None, dtype: Any = "auto",
-                        attn_implementation: str | None = None, **options: Any) -> "HFVideoAnswerer":
+                        attn_implementation: str | None = None, accepted_model_types: Sequence[str] = (),
+                        requested_as: str = "", **options: Any) -> "HFVideoAnswerer":
         """Load a checkpoint folder or hub id of a supported family (see :data:`~tspo_eval.answering.families.FAMILIES`).
 
         Args:
             device: where the model runs (``None``: CUDA when available, else CPU); ignored with ``device_map``.
             dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16``, ``fp32``.
+            accepted_model_types: the families the caller takes (a preset such as ``qwen3_vl_tspo``);
+                empty: any supported family.  ``requested_as`` names the caller in the error.
             options: ``system_prompt``, ``add_time_instruction``, ``min_pixels``, ``max_pixels``,
                 ``total_pixels``, ``use_cache``, ``exact_frame_times`` (see the constructor).
 
         Raises:
             CheckpointError: unreadable checkpoint, unsupported ``model_type`` (names the supported ones),
-                a processor without video support, no chat template.
+                a family the caller does not take, a processor without video support, no chat template.
         """
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from tspo_eval.agent.devices import resolve_device, resolve_dtype
 
-        family = family_for(read_model_type(pretrained), pretrained)
+        model_type = read_model_type(pretrained)
+        if accepted_model_types and model_type not in accepted_model_types:
+            raise CheckpointError(pretrained, f"is a {model_type!r} checkpoint; {requested_as or 'this model'} takes "
+                                              f"{' or '.join(accepted_model_types)} (hf_video_tspo and the answerer "
+                                              f"hf:{pretrained} take any supported family)")
+        family = family_for(model_type, pretrained)
         resolved_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, resolved_device)
         processor = AutoProcessor.from_pretrained(pretrained)

@@ -9,12 +9,13 @@ that family); ``hf`` takes any supported family; ``synthetic-reader`` is the pix
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tspo_eval.answering import Answerer
 from tspo_eval.answering.families import FAMILIES
-from tspo_eval.errors import CheckpointError, InputError
+from tspo_eval.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ _HF_OPTIONS: dict[str, Callable[[str], Any]] = {
 
 
 def _hf_answerer(spec: AnswererSpec) -> Answerer:
-    from tspo_eval.answering.hf_video import HFVideoAnswerer, read_model_type
+    from tspo_eval.answering.hf_video import HFVideoAnswerer
 
     if not spec.path:
         raise InputError(f"answerer {spec}: needs a checkpoint, e.g. {spec.name}:/models/checkpoint")
@@ -91,12 +92,9 @@ def _hf_answerer(spec: AnswererSpec) -> Answerer:
         options = {key: _HF_OPTIONS[key](value) for key, value in spec.options.items()}
     except (KeyError, ValueError) as exc:
         raise InputError(f"answerer {spec}: bad option value ({exc})") from None
-    if spec.name != "hf":
-        model_type = read_model_type(spec.path)
-        if model_type != spec.name:
-            raise CheckpointError(spec.path, f"is a {model_type!r} checkpoint, not {spec.name!r} (use hf:{spec.path} "
-                                             "for any supported family)")
-    return HFVideoAnswerer.from_pretrained(spec.path, **options)
+    accepted = () if spec.name == "hf" else (spec.name,)
+    return HFVideoAnswerer.from_pretrained(spec.path, accepted_model_types=accepted, requested_as=f"answerer {spec}",
+                                           **options)
 
 
 def _synthetic_reader(spec: AnswererSpec) -> Answerer:

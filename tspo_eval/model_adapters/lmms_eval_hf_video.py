@@ -22,7 +22,7 @@ from tspo_eval.answering.qwen_pixels import (
     DEFAULT_MIN_PIXELS,
     DEFAULT_TOTAL_PIXELS,
 )
-from tspo_eval.errors import CheckpointError, InputError
+from tspo_eval.errors import InputError
 from tspo_eval.frame_source import pop_host_options
 from tspo_eval.model_adapters.lmms_eval_common import (
     TspoLmms,
@@ -88,15 +88,13 @@ class HFVideoTSPO(TspoLmms):
 
     def _load_answerer(self, pretrained: str, *, device_map: str | None, dtype: str, attn_implementation: str | None,
                        **options: Any):
-        from tspo_eval.answering.hf_video import HFVideoAnswerer, read_model_type
+        from tspo_eval.answering.hf_video import HFVideoAnswerer
 
-        model_type = read_model_type(pretrained)
-        if self.accepted_model_types and model_type not in self.accepted_model_types:
-            raise CheckpointError(pretrained, f"is a {model_type!r} checkpoint; {self.model_name} takes "
-                                              f"{' or '.join(self.accepted_model_types)} (hf_video_tspo takes any supported family)")
         placement = str(self._device) if self.world_size > 1 or not device_map else device_map
         return HFVideoAnswerer.from_pretrained(pretrained, device=self._device, device_map=placement, dtype=dtype,
-                                               attn_implementation=attn_implementation, **options)
+                                               attn_implementation=attn_implementation,
+                                               accepted_model_types=self.accepted_model_types or (),
+                                               requested_as=self.model_name, **options)
 
     def _answer_batch(self, batch: list[tuple[str, Any, Any, dict]]) -> list[str]:
         """Answers for ``(context, frames, result, gen_kwargs)`` items, generated ``batch_size`` at a time."""

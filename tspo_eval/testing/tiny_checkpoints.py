@@ -8,21 +8,29 @@ from pathlib import Path
 
 import torch
 
+from tspo_eval.testing.tiny_parts import (
+    one_layer_config,
+    save_random_model,
+    start_checkpoint,
+    vocabulary_fields,
+)
+
 FEATURE_DIM = 768
-#: selector parameter name (without prefix) -> shape, as in TSPO-0.4B (3,543,552 parameters).
+#: the selector's six ``FEATURE_DIM`` x ``FEATURE_DIM`` linear layers (attention q/k/v/out, 2-layer MLP), in order.
+SELECTOR_LINEAR_LAYERS: tuple[str, ...] = (
+    "temporal.Self_q",
+    "temporal.Self_k",
+    "temporal.Self_v",
+    "temporal.ffn_o",
+    "mlp.0",
+    "mlp.2",
+)
+#: selector parameter name (without prefix) -> shape, as in TSPO-0.4B (3,543,552 parameters):
+#: ``<layer>.weight`` [768, 768] then ``<layer>.bias`` [768] for each layer above.
 SELECTOR_SHAPES: dict[str, tuple[int, ...]] = {
-    "temporal.Self_q.weight": (FEATURE_DIM, FEATURE_DIM),
-    "temporal.Self_q.bias": (FEATURE_DIM,),
-    "temporal.Self_k.weight": (FEATURE_DIM, FEATURE_DIM),
-    "temporal.Self_k.bias": (FEATURE_DIM,),
-    "temporal.Self_v.weight": (FEATURE_DIM, FEATURE_DIM),
-    "temporal.Self_v.bias": (FEATURE_DIM,),
-    "temporal.ffn_o.weight": (FEATURE_DIM, FEATURE_DIM),
-    "temporal.ffn_o.bias": (FEATURE_DIM,),
-    "mlp.0.weight": (FEATURE_DIM, FEATURE_DIM),
-    "mlp.0.bias": (FEATURE_DIM,),
-    "mlp.2.weight": (FEATURE_DIM, FEATURE_DIM),
-    "mlp.2.bias": (FEATURE_DIM,),
+    f"{layer}.{param}": shape
+    for layer in SELECTOR_LINEAR_LAYERS
+    for param, shape in (("weight", (FEATURE_DIM, FEATURE_DIM)), ("bias", (FEATURE_DIM,)))
 }
 
 
@@ -88,35 +96,16 @@ def build_tiny_tspo_checkpoint(
     from safetensors.torch import save_file
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_tiny_clip_tokenizer()
     config = CLIPConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 77,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config={
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": image_size,
-            "patch_size": 8,
-        },
+        text_config=one_layer_config(
+            hidden_size, max_position_embeddings=77, **vocabulary_fields(tokenizer, tokenizer.bos_token_id)
+        ),
+        vision_config=one_layer_config(hidden_size, image_size=image_size, patch_size=8),
         projection_dim=FEATURE_DIM,
     )
-    config.architectures = ["CLIPModel"]
-    model = CLIPModel(config).eval()
-    model.save_pretrained(out, safe_serialization=True)
+    save_random_model(CLIPModel, config, out)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )

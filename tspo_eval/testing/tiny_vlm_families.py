@@ -60,9 +60,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from tspo_eval.testing.processor_layout import check_processor_layout, save_processor
+from tspo_eval.testing.processor_layout import check_processor_layout
+from tspo_eval.testing.tiny_parts import (
+    TOWER_HIDDEN_SIZE,
+    decoder_lm_config,
+    one_layer_config,
+    qwen_vision_config,
+    save_random_model,
+    save_tiny_processor,
+    start_checkpoint,
+    token_ids,
+)
 from tspo_eval.testing.tiny_vlm_templates import (
     INTERNVL_CHAT_TEMPLATE,
     INTERNVL_NAMED_TOKENS,
@@ -71,17 +79,11 @@ from tspo_eval.testing.tiny_vlm_templates import (
     SMOLVLM_GRID_TOKENS,
     SMOLVLM_NAMED_TOKENS,
     build_family_tokenizer,
-    token_ids,
 )
 from tspo_eval.testing.tiny_vlms import QWEN_SPECIAL_TOKENS
 
-
-def _save_model(model, out: Path, eos_id: int, pad_id: int) -> None:
-    """``save_pretrained`` (safetensors) with greedy-friendly generation defaults."""
-    model.generation_config.eos_token_id = eos_id
-    model.generation_config.pad_token_id = pad_id
-    model.generation_config.do_sample = False
-    model.save_pretrained(out, safe_serialization=True)
+#: head dim of the families' 1-layer LMs (2 heads x 32 = 64 = the default ``hidden_size``).
+LM_HEAD_DIM = 32
 
 
 def build_tiny_qwen3_vl(
@@ -107,51 +109,30 @@ def build_tiny_qwen3_vl(
     )
 
     check_processor_layout(processor_layout)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_family_tokenizer(QWEN3_VL_CHAT_TEMPLATE)
     ids = token_ids(tokenizer, QWEN_SPECIAL_TOKENS)
     config = Qwen3VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 32,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {
+        text_config=decoder_lm_config(
+            tokenizer,
+            hidden_size,
+            head_dim=LM_HEAD_DIM,
+            rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 5000000.0,
                 "mrope_section": [6, 5, 5],
                 "mrope_interleaved": True,
             },
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 1,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": hidden_size,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "num_position_embeddings": 16,
-            "deepstack_visual_indexes": [0],
-        },
+        ),
+        vision_config=qwen_vision_config(
+            hidden_size, 16, num_position_embeddings=16, deepstack_visual_indexes=[0]
+        ),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
-    config.architectures = ["Qwen3VLForConditionalGeneration"]
-    model = Qwen3VLForConditionalGeneration(config).eval()
-    _save_model(model, out, ids["<|im_end|>"], ids["<|endoftext|>"])
+    save_random_model(Qwen3VLForConditionalGeneration, config, out, tokenizer=tokenizer, greedy=True)
 
     common = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
     image_processor = Qwen2VLImageProcessor(
@@ -165,13 +146,14 @@ def build_tiny_qwen3_vl(
         cap_pixels_per_frame=False,
         **common,
     )
-    processor = Qwen3VLProcessor(
+    return save_tiny_processor(
+        Qwen3VLProcessor,
+        tokenizer,
+        out,
+        processor_layout,
         image_processor=image_processor,
-        tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=QWEN3_VL_CHAT_TEMPLATE,
     )
-    return save_processor(processor, out, processor_layout)
 
 
 def build_tiny_internvl(
@@ -196,37 +178,19 @@ def build_tiny_internvl(
     )
 
     check_processor_layout(processor_layout)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_family_tokenizer(INTERNVL_CHAT_TEMPLATE, named_tokens=INTERNVL_NAMED_TOKENS)
-    ids = token_ids(tokenizer, ["<|endoftext|>", "<|im_end|>", *INTERNVL_NAMED_TOKENS.values()])
+    ids = token_ids(tokenizer, INTERNVL_NAMED_TOKENS.values())
     patch = 14
     image_seq_length = int((image_size // patch) ** 2 * 0.5**2)
     config = InternVLConfig(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": [image_size, image_size],
-            "patch_size": [patch, patch],
-            "use_mean_pooling": True,
-        },
-        text_config={
-            "model_type": "qwen3",
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 32,
-            "max_position_embeddings": 4096,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        vision_config=one_layer_config(
+            TOWER_HIDDEN_SIZE,
+            image_size=[image_size, image_size],
+            patch_size=[patch, patch],
+            use_mean_pooling=True,
+        ),
+        text_config=decoder_lm_config(tokenizer, hidden_size, model_type="qwen3", head_dim=LM_HEAD_DIM),
         image_token_id=ids["<IMG_CONTEXT>"],
         image_seq_length=image_seq_length,
         downsample_ratio=0.5,
@@ -234,21 +198,18 @@ def build_tiny_internvl(
         vision_feature_select_strategy="default",
         tie_word_embeddings=False,
     )
-    config.architectures = ["InternVLForConditionalGeneration"]
-    model = InternVLForConditionalGeneration(config).eval()
-    _save_model(model, out, ids["<|im_end|>"], ids["<|endoftext|>"])
+    save_random_model(InternVLForConditionalGeneration, config, out, tokenizer=tokenizer, greedy=True)
 
     size = {"height": image_size, "width": image_size}
-    image_processor = GotOcr2ImageProcessor(size=size, crop_to_patches=False, min_patches=1, max_patches=4)
-    video_processor = InternVLVideoProcessor(size=size)
-    processor = InternVLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
+    return save_tiny_processor(
+        InternVLProcessor,
+        tokenizer,
+        out,
+        processor_layout,
+        image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False, min_patches=1, max_patches=4),
+        video_processor=InternVLVideoProcessor(size=size),
         image_seq_length=image_seq_length,
-        chat_template=INTERNVL_CHAT_TEMPLATE,
     )
-    return save_processor(processor, out, processor_layout)
 
 
 def build_tiny_smolvlm2(
@@ -274,60 +235,39 @@ def build_tiny_smolvlm2(
     )
 
     check_processor_layout(processor_layout)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    eos = SMOLVLM_NAMED_TOKENS["end_of_utterance_token"]
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_family_tokenizer(
-        SMOLVLM2_CHAT_TEMPLATE, named_tokens=SMOLVLM_NAMED_TOKENS, extra_tokens=SMOLVLM_GRID_TOKENS, eos_token=eos
+        SMOLVLM2_CHAT_TEMPLATE,
+        named_tokens=SMOLVLM_NAMED_TOKENS,
+        extra_tokens=SMOLVLM_GRID_TOKENS,
+        eos_token=SMOLVLM_NAMED_TOKENS["end_of_utterance_token"],
     )
-    ids = token_ids(tokenizer, ["<|endoftext|>", "<|im_start|>", *SMOLVLM_NAMED_TOKENS.values()])
+    ids = token_ids(tokenizer, SMOLVLM_NAMED_TOKENS.values())
     patch, scale = 8, 2
     image_seq_len = (image_size // patch) ** 2 // scale**2
     config = SmolVLMConfig(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": image_size,
-            "patch_size": patch,
-        },
-        text_config={
-            "model_type": "llama",
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 32,
-            "max_position_embeddings": 4096,
-            "bos_token_id": ids["<|im_start|>"],
-            "eos_token_id": ids[eos],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        vision_config=one_layer_config(TOWER_HIDDEN_SIZE, image_size=image_size, patch_size=patch),
+        text_config=decoder_lm_config(
+            tokenizer, hidden_size, bos_token="<|im_start|>", model_type="llama", head_dim=LM_HEAD_DIM
+        ),
         image_token_id=ids["<image>"],
         scale_factor=scale,
-        pad_token_id=ids["<|endoftext|>"],
+        pad_token_id=tokenizer.pad_token_id,
     )
-    config.architectures = ["SmolVLMForConditionalGeneration"]
-    model = SmolVLMForConditionalGeneration(config).eval()
-    _save_model(model, out, ids[eos], ids["<|endoftext|>"])
+    save_random_model(SmolVLMForConditionalGeneration, config, out, tokenizer=tokenizer, greedy=True)
 
-    image_processor = SmolVLMImageProcessor(
-        size={"longest_edge": 2 * image_size}, max_image_size={"longest_edge": image_size}
-    )
-    video_processor = SmolVLMVideoProcessor(
-        size={"longest_edge": image_size},
-        max_image_size={"longest_edge": image_size},
-        video_sampling={"fps": 1, "max_frames": 64, "video_size": {"longest_edge": image_size}},
-    )
-    processor = SmolVLMProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
+    return save_tiny_processor(
+        SmolVLMProcessor,
+        tokenizer,
+        out,
+        processor_layout,
+        image_processor=SmolVLMImageProcessor(
+            size={"longest_edge": 2 * image_size}, max_image_size={"longest_edge": image_size}
+        ),
+        video_processor=SmolVLMVideoProcessor(
+            size={"longest_edge": image_size},
+            max_image_size={"longest_edge": image_size},
+            video_sampling={"fps": 1, "max_frames": 64, "video_size": {"longest_edge": image_size}},
+        ),
         image_seq_len=image_seq_len,
-        chat_template=SMOLVLM2_CHAT_TEMPLATE,
     )
-    return save_processor(processor, out, processor_layout)

@@ -6,6 +6,7 @@ chat template; the tokenizers are the tiny byte-level BPE of
 """
 from __future__ import annotations
 
+from tspo_eval.testing.tiny_parts import CHATML_EOS_TOKEN, wrap_chatml_tokenizer
 from tspo_eval.testing.tiny_vlms import QWEN_SPECIAL_TOKENS, build_tiny_chatml_tokenizer
 
 # Qwen3-VL-Instruct style ChatML: no default system turn; vision parts are wrapped in
@@ -85,7 +86,7 @@ def build_family_tokenizer(
     chat_template: str,
     named_tokens: dict[str, str] | None = None,
     extra_tokens: tuple[str, ...] = (),
-    eos_token: str = "<|im_end|>",
+    eos_token: str = CHATML_EOS_TOKEN,
 ):
     """The tiny ChatML byte-level BPE tokenizer plus a family's own special tokens.
 
@@ -93,33 +94,16 @@ def build_family_tokenizer(
     as ``model_specific_special_tokens``) - the way InternVL / SmolVLM processors find their tokens.
     Tokens not already among :data:`QWEN_SPECIAL_TOKENS` get new ids after the BPE vocabulary.
     """
-    from transformers import PreTrainedTokenizerFast
-
     base = build_tiny_chatml_tokenizer()
     named = dict(named_tokens or {})
     new_tokens = [t for t in (*named.values(), *extra_tokens, eos_token) if t not in QWEN_SPECIAL_TOKENS]
     new_tokens = list(dict.fromkeys(new_tokens))
     if new_tokens:
         base.add_tokens(new_tokens, special_tokens=True)
-    all_specials = list(dict.fromkeys([*QWEN_SPECIAL_TOKENS, *new_tokens]))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=base.backend_tokenizer,
+    return wrap_chatml_tokenizer(
+        base.backend_tokenizer,
+        list(dict.fromkeys([*QWEN_SPECIAL_TOKENS, *new_tokens])),
         eos_token=eos_token,
-        pad_token="<|endoftext|>",
-        extra_special_tokens=[t for t in all_specials if t not in (eos_token, "<|endoftext|>")],
-        model_specific_special_tokens=named or None,
-        model_max_length=32768,
-        padding_side="left",
         chat_template=chat_template,
+        model_specific_special_tokens=named or None,
     )
-
-
-def token_ids(tokenizer, tokens) -> dict[str, int]:
-    """``{token: id}``; ``RuntimeError`` when the tiny tokenizer lacks one (a builder bug)."""
-    ids = {}
-    for token in tokens:
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id:
-            raise RuntimeError(f"tiny tokenizer lacks the special token {token!r}")
-        ids[token] = int(token_id)
-    return ids

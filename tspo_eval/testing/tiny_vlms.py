@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from tspo_eval.testing.tiny_parts import (
+    TOWER_HIDDEN_SIZE,
+    decoder_lm_config,
+    one_layer_config,
+    qwen_vision_config,
+    save_random_model,
+    save_tiny_processor,
+    start_checkpoint,
+    token_ids,
+    wrap_chatml_tokenizer,
+)
 
 #: ChatML special tokens shared by both tiny tokenizers (ids are assigned in this order, from 0).
 QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -71,7 +81,6 @@ def build_tiny_chatml_tokenizer(vocab_size: int = 420, chat_template: str | None
     ``<|im_end|>`` is EOS, ``<|endoftext|>`` is PAD (as in Qwen2 instruct checkpoints).
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -83,24 +92,7 @@ def build_tiny_chatml_tokenizer(vocab_size: int = 420, chat_template: str | None
         show_progress=False,
     )
     core.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=[t for t in QWEN_SPECIAL_TOKENS if t not in ("<|im_end|>", "<|endoftext|>")],
-        model_max_length=32768,
-        padding_side="left",
-    )
-    if chat_template is not None:
-        tokenizer.chat_template = chat_template
-    return tokenizer
-
-
-def _token_id(tokenizer, token: str) -> int:
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        raise RuntimeError(f"tiny tokenizer lacks the special token {token!r}")
-    return int(token_id)
+    return wrap_chatml_tokenizer(core, QWEN_SPECIAL_TOKENS, chat_template=chat_template)
 
 
 def build_tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
@@ -117,64 +109,37 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, *, seed: int = 0, hidden_size: in
         Qwen2VLImageProcessor,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_tiny_chatml_tokenizer(chat_template=QWEN2_5_VL_CHAT_TEMPLATE)
-    ids = {t: _token_id(tokenizer, t) for t in QWEN_SPECIAL_TOKENS}
+    ids = token_ids(tokenizer, QWEN_SPECIAL_TOKENS)
+    # M-RoPE sections sum to half the head dim (hidden / 2 heads / 2): [4, 6, 6] at hidden 64
+    mrope_section = [hidden_size // 16, 3 * hidden_size // 32, 3 * hidden_size // 32]
     config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 4096,
-            "rope_theta": 1000000.0,
-            # M-RoPE sections sum to half the head dim (hidden / 2 heads / 2): [4, 6, 6] at hidden 64
-            "rope_scaling": {"type": "mrope", "mrope_section": [hidden_size // 16, 3 * hidden_size // 32,
-                                                                3 * hidden_size // 32]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 1,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": hidden_size,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-            "fullatt_block_indexes": [0],
-            "tokens_per_second": 2,
-        },
+        text_config=decoder_lm_config(
+            tokenizer,
+            hidden_size,
+            rope_theta=1000000.0,
+            rope_scaling={"type": "mrope", "mrope_section": mrope_section},
+        ),
+        vision_config=qwen_vision_config(
+            hidden_size, 14, window_size=112, fullatt_block_indexes=[0], tokens_per_second=2
+        ),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
-    config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out, safe_serialization=True)
+    save_random_model(Qwen2_5_VLForConditionalGeneration, config, out, tokenizer=tokenizer)
 
     pixels = {"min_pixels": 28 * 28, "max_pixels": 56 * 56}
-    image_processor = Qwen2VLImageProcessor(**pixels)
-    video_processor = _qwen_video_processor(pixels)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+    return save_tiny_processor(
+        Qwen2_5_VLProcessor,
+        tokenizer,
+        out,
+        "unified",
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=_qwen_video_processor(pixels),
     )
-    processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def _qwen_video_processor(pixels: dict[str, int]):
@@ -203,36 +168,19 @@ def build_tiny_llava_onevision(out_dir: str | Path, *, seed: int = 0, hidden_siz
         LlavaOnevisionProcessor,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_checkpoint(out_dir, seed)
     tokenizer = build_tiny_chatml_tokenizer(chat_template=LLAVA_OV_CHAT_TEMPLATE)
-    ids = {t: _token_id(tokenizer, t) for t in QWEN_SPECIAL_TOKENS}
+    ids = token_ids(tokenizer, QWEN_SPECIAL_TOKENS)
     pinpoints = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
     config = LlavaOnevisionConfig(
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": image_size,
-            "patch_size": 14,
-            "vision_use_head": False,
-        },
-        text_config={
-            "model_type": "qwen2",
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 4096,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        vision_config=one_layer_config(
+            TOWER_HIDDEN_SIZE,
+            model_type="siglip_vision_model",
+            image_size=image_size,
+            patch_size=14,
+            vision_use_head=False,
+        ),
+        text_config=decoder_lm_config(tokenizer, hidden_size, model_type="qwen2"),
         image_token_index=ids["<image>"],
         video_token_index=ids["<video>"],
         vision_feature_select_strategy="full",
@@ -240,25 +188,19 @@ def build_tiny_llava_onevision(out_dir: str | Path, *, seed: int = 0, hidden_siz
         image_grid_pinpoints=pinpoints,
         vision_aspect_ratio="anyres_max_9",
     )
-    config.architectures = ["LlavaOnevisionForConditionalGeneration"]
-    model = LlavaOnevisionForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.save_pretrained(out, safe_serialization=True)
+    save_random_model(LlavaOnevisionForConditionalGeneration, config, out, tokenizer=tokenizer)
 
     size = {"height": image_size, "width": image_size}
-    image_processor = LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints)
-    processor = LlavaOnevisionProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
+    return save_tiny_processor(
+        LlavaOnevisionProcessor,
+        tokenizer,
+        out,
+        "unified",
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pinpoints),
         video_processor=_llava_video_processor(size),
         num_image_tokens=(image_size // 14) ** 2,
         vision_feature_select_strategy="full",
-        chat_template=LLAVA_OV_CHAT_TEMPLATE,
     )
-    processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def _llava_video_processor(size: dict[str, int]):
