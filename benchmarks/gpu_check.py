@@ -8,7 +8,8 @@ Steps (each timed and recorded; a failing step is recorded with its error and th
 1. CLIP ViT-L/14 image tower at its real size (random weights, transformers' CLIPConfig, nothing
    downloaded), bf16: encode throughput over a batch sweep;
 2. cold selection of one generated 60-minute 720p video (a 2-minute x264 clip remuxed 30 times, no
-   re-encode) through FrameSelector: CPU decoding (PyAV, threads) and ``--decoder torchcodec-cuda``;
+   re-encode, 3 B-frames) through FrameSelector: CPU decoding (PyAV, threads) in this process, split
+   among CPU worker processes (``--workers``, the usable cores), and ``--decoder torchcodec-cuda``;
 3. precompute candidates/s on 4 such videos with CPU worker processes (``--workers``, default count);
 4. Qwen2.5-VL-7B at its published sizes (random weights, built on the GPU) answering one question
    with 64 frames through ``tspo_eval.answering.HFVideoAnswerer``: seconds per question against the
@@ -92,16 +93,17 @@ def long_video(folder: Path, minutes_clip: float, repeats: int, width: int, heig
     return out
 
 
-def cold_selection(agent: Path, video: Path, device: str, dtype: str, decoder: str) -> str:
+def cold_selection(agent: Path, video: Path, device: str, dtype: str, decoder: str, workers: int = 1) -> str:
+    """One cold selection (no cache); ``workers`` > 1 splits the video among CPU worker processes."""
     from tspo_eval.selection import FrameSelector
     from tspo_eval.selector_options import SelectorOptions
 
     selector = FrameSelector.build(SelectorOptions(agent=str(agent), device=device, dtype=dtype, decoder=decoder,
-                                                   cache=False))
+                                                   cache=False, workers=workers))
     t0 = time.perf_counter()
     result = selector.select(str(video), "What happens after the bar turns?", num_frames=64)
     wall = time.perf_counter() - t0
-    return f"| {decoder} | {result.num_candidates} | {wall:.2f} | {result.num_candidates / wall:,.0f} |"
+    return f"| {decoder} | {workers} | {result.num_candidates} | {wall:.2f} | {result.num_candidates / wall:,.0f} |"
 
 
 def precompute_rate(agent: Path, video: Path, device: str, dtype: str, n_videos: int, folder: Path) -> str:
@@ -118,8 +120,8 @@ def precompute_rate(agent: Path, video: Path, device: str, dtype: str, n_videos:
         path.hardlink_to(video)  # same content: the cache would dedupe, so it is off
     workers = default_workers()
     options = PrecomputeOptions("synthetic", annotations, videos, bench / "index.jsonl",
-                                SelectorOptions(agent=str(agent), device=device, dtype=dtype, cache=False),
-                                progress=False, workers=workers)
+                                SelectorOptions(agent=str(agent), device=device, dtype=dtype, cache=False,
+                                                workers=workers), progress=False)
     t0 = time.perf_counter()
     report = precompute(options)
     wall = time.perf_counter() - t0
@@ -213,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         video_holder["v"] = long_video(folder, minutes, repeats, w, h)
         return [f"{video_holder['v'].name}: made in {time.perf_counter() - t0:.1f} s"]
 
-    decoders = ["pyav"] + ([] if args.smoke else ["torchcodec-cuda"])
+    from tspo_eval.candidate_pool import default_workers
+
+    runs = [("pyav", 1), ("pyav", max(2, default_workers()))] + ([] if args.smoke else [("torchcodec-cuda", 1)])
     steps += [
         ("2a. long test video", make_video),
         ("2b. cold selection of the long video (one question, K=64, no cache)",
-         lambda: ["| decoder | candidates | wall (s) | candidates/s |", "|---|---:|---:|---:|"]
-         + [cold_selection(clip, video_holder["v"], device, "bfloat16" if cuda else "float32", d) for d in decoders]),
+         lambda: ["| decoder | workers | candidates | wall (s) | candidates/s |", "|---|---:|---:|---:|---:|"]
+         + [cold_selection(clip, video_holder["v"], device, "bfloat16" if cuda else "float32", d, n) for d, n in runs]),
         ("3. precompute, 4 such videos, CPU workers",
          lambda: [precompute_rate(clip, video_holder["v"], device, "bfloat16" if cuda else "float32", 4, folder)]),
         ("4. Qwen2.5-VL" + ("-tiny (smoke)" if args.smoke else "-7B sizes, random weights") + ", 64 frames",

@@ -189,8 +189,8 @@ from tspo_eval.selector_options import SelectorOptions
 if __name__ == "__main__":
     annotations, videos, out, agent, cache = sys.argv[1:6]
     options = PrecomputeOptions("synthetic", annotations, videos, out,
-                                SelectorOptions(agent=agent, num_frames=6, device="cpu", cache_dir=cache),
-                                progress=False, workers=2)
+                                SelectorOptions(agent=agent, num_frames=6, device="cpu", cache_dir=cache, workers=2),
+                                progress=False)
     import tspo_eval.precompute_parallel as parallel
     from tspo_eval.candidate_pool import CandidatePool, worker_settings
     from tspo_eval.testing.worker_faults import SlowDown
@@ -235,7 +235,8 @@ def test_worker_count_validation_and_default(monkeypatch):
 
     with pytest.raises(InputError, match="--workers"):
         resolve_workers(0, 5)
-    assert resolve_workers(8, 3) == 3                       # never more workers than videos
+    assert resolve_workers(8, 3) == 8                       # videos are split into segments
+    assert resolve_workers(8, 0) == 1
     monkeypatch.setattr(candidate_pool, "usable_cores", lambda: 16)
     monkeypatch.setattr(candidate_pool, "available_ram", lambda: candidate_pool.RESERVED_RAM_BYTES
                         + 5 * candidate_pool.WORKER_RAM_BYTES)

@@ -1,5 +1,7 @@
-"""Parallel candidate extraction: N worker processes decode and CLIP-preprocess the candidates of
-several videos (:mod:`tspo_eval.candidate_workers`); this process runs the one encoder.
+"""Parallel candidate extraction: N worker processes decode (and CLIP-preprocess) the candidates of
+several videos (:mod:`tspo_eval.candidate_workers`); this process runs the one encoder.  With fewer
+videos than workers, a video is split into segments of whole chunks that several workers decode
+side by side (:meth:`CandidatePool.segments_for`); its features are assembled row by row.
 
 The encoder takes chunks from every worker as they arrive and encodes each chunk alone, with the
 same call and the same chunk boundaries as :class:`~tspo_eval.selection.FrameSelector`, so every
@@ -106,6 +108,16 @@ def default_workers(ranks_on_node: int = 1) -> int:
     return int(max(1, min(cores, by_ram)))
 
 
+def decoder_threads_per_worker(workers: int) -> int:
+    """Decoder threads of each of ``workers`` workers: the usable cores shared out (at least 1).
+
+    FFmpeg's default (a thread per core in every worker) oversubscribes the cores N times over: on
+    2 cores, 2 workers decoded the 4 benchmark videos in 3.1-3.3 s with 1 thread each and in
+    3.8-3.9 s with the default.  Decoded pixels do not depend on the thread count.
+    """
+    return max(1, usable_cores() // max(1, int(workers)))
+
+
 def worker_settings(selector, *, preprocess: bool = True, depth: int = 2, decoder_threads: int = 0,
                     on_job=None) -> WorkerSettings:
     """Settings that make workers produce exactly what ``selector`` (a FrameSelector) would encode.
@@ -143,12 +155,42 @@ def _hf_clip(scorer) -> Any:
 
 @dataclass
 class _Slot:
-    """One worker process and the video it is working on."""
+    """One worker process and the segment job it is working on."""
 
     process: Any
     conn: Any
     job: int | None = None
-    partial: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Video:
+    """One video of a run as its segments come in (a video not split is one segment)."""
+
+    path: str
+    open_segments: int
+    metadata: VideoMetadata | None = None
+    grid: np.ndarray | None = None
+    times: np.ndarray | None = None
+    features: Tensor | None = None
+    filled: int = 0
+    cached: bool = False
+    error: str | None = None
+    decoders: set[str] = field(default_factory=set)
+
+    def outcome(self) -> CandidateOutcome:
+        """What the finished video gives: features, ``cached``, or the first error of a segment."""
+        if self.error is not None:
+            return CandidateOutcome(path=self.path, error=self.error)
+        if self.cached:
+            return CandidateOutcome(path=self.path, cached=True)
+        if len(self.decoders) > 1:
+            return CandidateOutcome(path=self.path, error=f"{self.path}: its segments were decoded by different "
+                                                           f"backends ({', '.join(sorted(self.decoders))})")
+        total = len(self.grid) if self.grid is not None else 0
+        if self.filled != total or self.features is None:
+            return CandidateOutcome(path=self.path, error=f"{self.path}: encoded {self.filled} of {total} candidates")
+        return CandidateOutcome(path=self.path, metadata=self.metadata, grid=self.grid, times=self.times,
+                                features=self.features)
 
 
 class CandidatePool:
@@ -165,7 +207,8 @@ class CandidatePool:
         if isinstance(workers, bool) or int(workers) < 1:
             raise InputError(f"--workers must be a positive integer, got {workers!r}")
         self.selector, self.n_workers = selector, int(workers)
-        self.settings = settings or worker_settings(selector, preprocess=self.n_workers >= PREPROCESS_IN_WORKERS_FROM)
+        self.settings = settings or worker_settings(selector, preprocess=self.n_workers >= PREPROCESS_IN_WORKERS_FROM,
+                                                    decoder_threads=decoder_threads_per_worker(self.n_workers))
         self._pixels = self.settings.image_processor is not None
         self._encoder = _hf_clip(selector.scorer) if self._pixels else None
         self._context = mp.get_context("spawn")  # no fork of a process with torch/OpenMP threads
@@ -210,10 +253,39 @@ class CandidatePool:
         self._slots.clear()
 
     # -- the run -----------------------------------------------------------------------------
+    def segments_for(self, path: str, n_videos: int) -> int:
+        """Segments ``path`` is split into: workers left over when there are fewer videos than workers
+        share the videos (``n_workers // n_videos`` each), for backends that decode every segment
+        the same way (an explicit ``--decoder``, or ``auto`` on H.264/HEVC, which is PyAV; ``auto``
+        may switch a decord segment to PyAV halfway, so other codecs are not split)."""
+        per_video = self.n_workers // max(1, n_videos)
+        if per_video <= 1:
+            return 1
+        if self.settings.decoder == "auto":
+            from tspo_eval.errors import VideoError
+            from tspo_eval.video.probe import probe
+            from tspo_eval.video.pyav_backend import SPARSE_CODECS
+
+            try:
+                if probe(path).codec not in SPARSE_CODECS:
+                    return 1
+            except VideoError:
+                return 1  # the worker reports it
+        return per_video
+
     def run(self, paths: Sequence[str]) -> Iterator[CandidateOutcome]:
         """Candidates of every path, yielded as each video completes (completion order)."""
-        pending = list(enumerate(os.fspath(p) for p in paths))[::-1]  # popped from the end: given order
-        names = dict(pending)
+        paths = [os.fspath(p) for p in paths]
+        videos: list[_Video] = []
+        video_of: list[int] = []  # segment job -> video
+        jobs: list[tuple[str, int, int]] = []  # segment job -> (path, segment, segments)
+        for path in paths:
+            count = self.segments_for(path, len(paths))
+            videos.append(_Video(path, open_segments=count))
+            for segment in range(count):
+                video_of.append(len(videos) - 1)
+                jobs.append((path, segment, count))
+        pending = list(range(len(jobs)))[::-1]  # popped from the end: given order
         want = min(self.n_workers, len(pending))
         while len(self._slots) < want:
             self._start_worker()
@@ -223,25 +295,25 @@ class CandidatePool:
         while pending or busy:
             while idle and pending:
                 slot = idle.pop()
-                slot.job, path = pending.pop()
-                slot.partial = {"path": path}
-                slot.conn.send(("job", slot.job, path))
+                slot.job = pending.pop()
+                slot.conn.send(("job", slot.job, *jobs[slot.job]))
                 busy += 1
             ready = wait([s.conn for s in self._slots if s.job is not None]
                          + [s.process.sentinel for s in self._slots if s.job is not None])
             for slot in list(self._slots):
                 if slot.job is None:
                     continue
+                video = videos[video_of[slot.job]]
                 if slot.conn in ready:
                     try:
-                        outcome = self._receive(slot)
+                        finished = self._receive(slot, video)
                     except (EOFError, OSError, pickle.UnpicklingError):  # the pipe broke: the worker died
-                        outcome = self._dead(slot, names)
+                        finished = self._dead(slot, video)
                 elif slot.process.sentinel in ready:
-                    outcome = self._dead(slot, names)
+                    finished = self._dead(slot, video)
                 else:
                     continue
-                if outcome is None:
+                if not finished:
                     continue
                 busy -= 1
                 if slot in self._slots:
@@ -249,54 +321,60 @@ class CandidatePool:
                     idle.append(slot)
                 elif pending:
                     idle.append(self._start_worker())
-                yield outcome
+                video.open_segments -= 1
+                if video.open_segments == 0:
+                    yield video.outcome()
 
-    def _receive(self, slot: _Slot) -> CandidateOutcome | None:
-        """Handle one message of ``slot``; an outcome when its video is finished."""
+    def _receive(self, slot: _Slot, video: _Video) -> bool:
+        """Handle one message of ``slot`` (working on a segment of ``video``); True when the segment is finished."""
         message = slot.conn.recv()
-        kind, part = message[0], slot.partial
+        kind = message[0]
         if kind == "chunk":
             _, _, row, shape, dtype, nbytes = message
             buffer = bytearray(nbytes)
             slot.conn.recv_bytes_into(buffer)
-            feats = self._encode(buffer, shape, dtype)
-            if part.get("features") is None:
-                part["features"] = torch.empty((len(part["grid"]), feats.shape[-1]), dtype=torch.float32)
-            part["features"][row: row + len(feats)] = feats
-            part["filled"] = part.get("filled", 0) + len(feats)
+            if video.error is None and not video.cached:
+                feats = self._encode(buffer, shape, dtype)
+                if video.features is None:
+                    video.features = torch.empty((len(video.grid), feats.shape[-1]), dtype=torch.float32)
+                video.features[row: row + len(feats)] = feats
+                video.filled += len(feats)
             slot.conn.send(("ack",))
-            return None
+            return False
         if kind == "start":
-            _, _, part["metadata"], part["grid"], part["times"], _key = message
-            return None
+            _, _, metadata, grid, times, _key = message
+            if video.grid is None:
+                video.metadata, video.grid, video.times = metadata, grid, times
+            elif not np.array_equal(video.grid, grid) and video.error is None:
+                video.error = f"{video.path}: its segments found different candidate grids"
+            return False
         if kind == "cached":
-            return CandidateOutcome(path=part["path"], cached=True)
+            video.cached = True
+            return True
         if kind == "error":
-            return CandidateOutcome(path=part["path"], error=message[2])
+            video.error = video.error or message[2]
+            return True
         if kind == "done":
-            total = len(part["grid"])
-            if part.get("filled", 0) != total:
-                return CandidateOutcome(path=part["path"],
-                                        error=f"{part['path']}: encoded {part.get('filled', 0)} of {total} candidates")
-            return CandidateOutcome(path=part["path"], metadata=message[2], grid=part["grid"], times=part["times"],
-                                    features=part["features"])
+            video.metadata = message[2]
+            video.decoders.add(message[2].decoder)
+            return True
         raise RuntimeError(f"unexpected message {kind!r} from a candidate worker")
 
-    def _dead(self, slot: _Slot, names: dict[int, str]) -> CandidateOutcome:
-        """A worker died while working on a video: that video fails, the slot is dropped."""
+    def _dead(self, slot: _Slot, video: _Video) -> bool:
+        """A worker died while working on a segment of ``video``: that video fails, the slot is dropped."""
         slot.process.join(5.0)
         if slot.process.is_alive():  # its pipe broke but it lives on: make sure it is gone
             slot.process.kill()
             slot.process.join(1.0)
         code = slot.process.exitcode
         how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
-        path = names[slot.job]
         logger.warning("{}: the decoding worker (pid {}) died ({}); this video fails, the rest go on",
-                       path, slot.process.pid, how)
+                       video.path, slot.process.pid, how)
         slot.conn.close()
         self._slots.remove(slot)
-        return CandidateOutcome(path=path, error=f"{path}: the decoding worker process died ({how}), "
-                                                 "e.g. a decoder crash on a corrupt file")
+        video.error = video.error or (f"{video.path}: the decoding worker process died ({how}), "
+                                      "e.g. a decoder crash on a corrupt file")
+        return True
 
     def _encode(self, buffer: bytearray, shape: tuple[int, ...], dtype: str) -> Tensor:
         """One chunk -> float32 [n, D] on CPU, with exactly FrameSelector's calls."""

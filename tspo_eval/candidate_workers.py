@@ -14,9 +14,15 @@ One worker process serves one video at a time, over one duplex pipe to the main 
 3. sends each chunk as raw bytes, at most ``depth`` chunks ahead of the encoder (credits), pausing
    the reader (decord's read-ahead) whenever it has to wait.
 
+A job may be one *segment* of a video (``segment`` of ``segments``): the rows of
+:func:`segment_rows`, whole chunks of the grid, so that several workers decode one long video
+side by side (each seeks to the keyframe before its first candidate) and the encoder still sees
+exactly FrameSelector's chunks.
+
 Messages (worker -> main): ``("start", job, meta, grid, times, key)``, ``("cached", job)``,
 ``("chunk", job, row, shape, dtype, nbytes)`` followed by the bytes, ``("done", job, meta)``,
-``("error", job, message)``.  Main -> worker: ``("job", job, path)``, ``("ack",)``, ``None`` (exit).
+``("error", job, message)``.  Main -> worker: ``("job", job, path, segment, segments)``,
+``("ack",)``, ``None`` (exit).
 
 A worker ignores SIGINT (the parent handles Ctrl-C and stops it) and asks the kernel to kill it
 when its parent dies (``PR_SET_PDEATHSIG``), so no worker outlives a killed run.
@@ -35,6 +41,26 @@ import numpy as np
 #: seconds a worker waits for a credit before pausing its reader (as FrameSelector's decode thread)
 PAUSE_AFTER_S = 0.05
 _PR_SET_PDEATHSIG = 1
+#: a segment holds at least this many chunks (each segment's worker indexes the whole file and
+#: decodes from a keyframe, so tiny segments cost more than they save)
+MIN_SEGMENT_CHUNKS = 4
+
+
+def segment_rows(total: int, chunk_size: int, segment: int, segments: int,
+                 min_chunks: int = MIN_SEGMENT_CHUNKS) -> range:
+    """Rows ``[lo, hi)`` of segment ``segment`` of ``segments`` of a ``total``-candidate grid.
+
+    Boundaries fall on whole chunks of ``chunk_size`` (the chunks FrameSelector encodes), the
+    segments cover the grid in order without overlap, and each holds at least ``min_chunks``
+    chunks (the later segments of a short video are empty).
+    """
+    n_chunks = -(-int(total) // int(chunk_size))
+    used = max(1, min(int(segments), n_chunks // max(1, int(min_chunks))))
+    if segment >= used:
+        return range(total, total)
+    lo = segment * n_chunks // used * chunk_size
+    hi = min(total, (segment + 1) * n_chunks // used * chunk_size)
+    return range(min(lo, total), hi)
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,7 @@ class WorkerSettings:
         decoder_threads: threads per decoder (0: the backend's default).
         on_job: called in the worker with each video path before it is opened (fault injection
             in tests: :mod:`tspo_eval.testing.worker_faults`); must be picklable.
+        min_segment_chunks: the fewest chunks in one segment of a split video (see :func:`segment_rows`).
     """
 
     decoder: str
@@ -65,6 +92,7 @@ class WorkerSettings:
     depth: int = 2
     decoder_threads: int = 0
     on_job: Callable[[str], None] | None = None
+    min_segment_chunks: int = MIN_SEGMENT_CHUNKS
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -100,7 +128,7 @@ def worker_main(conn, settings: WorkerSettings, parent_pid: int) -> None:
         if message is None:
             return
         if message[0] == "job":
-            worker.run(message[1], message[2])
+            worker.run(*message[1:])
 
 
 class _Worker:
@@ -113,21 +141,21 @@ class _Worker:
 
             self.cache = FeatureCache(settings.cache_root)
 
-    def run(self, job: int, path: str) -> None:
-        """Process one video; every failure becomes one ``error`` message naming the video."""
+    def run(self, job: int, path: str, segment: int = 0, segments: int = 1) -> None:
+        """Process one video (or one segment of it); every failure becomes one ``error`` message naming the video."""
         from tspo_eval.errors import TspoEvalError
 
         self.credits = self.settings.depth
         try:
             if self.settings.on_job is not None:
                 self.settings.on_job(path)
-            self._run(job, path)
+            self._run(job, path, segment, segments)
         except TspoEvalError as exc:
             self.conn.send(("error", job, str(exc)))
         except Exception as exc:  # a decoder's own exception: the video fails, the worker lives on
             self.conn.send(("error", job, f"{type(exc).__name__}: {exc}"))
 
-    def _run(self, job: int, path: str) -> None:
+    def _run(self, job: int, path: str, segment: int, segments: int) -> None:
         from tspo_eval.frame_index_cache import CacheKey
         from tspo_eval.video import (
             candidate_grid,
@@ -148,8 +176,9 @@ class _Worker:
                 self.conn.send(("cached", job))  # the main process loads (and checks) the entry
                 return
             self.conn.send(("start", job, meta, grid, times, key))
-            row = 0
-            for frames in iter_frame_chunks(reader, grid, s.chunk_size):
+            rows = segment_rows(len(grid), s.chunk_size, segment, segments, s.min_segment_chunks)
+            row = rows.start
+            for frames in iter_frame_chunks(reader, grid[rows.start:rows.stop], s.chunk_size):
                 payload = self._prepare(frames)
                 self._wait_for_credit(reader)
                 self._send_array(job, row, payload)

@@ -105,8 +105,8 @@ class PrecomputeOptions:
     ``selector``: the :class:`~tspo_eval.selector_options.SelectorOptions` (its ``device`` defaults
     to ``cuda:<LOCAL_RANK>`` under torchrun / accelerate). ``limit``: only the first N questions
     (sorted by video, id). ``overwrite``: start afresh instead of resuming into ``out``.
-    ``workers``: processes that decode and CLIP-preprocess candidates (per rank; None: the usable
-    cores bounded by RAM, :func:`tspo_eval.candidate_pool.default_workers`; 1: all in this process).
+    ``selector.workers``: processes that decode candidates (per rank; None: the usable cores
+    bounded by RAM, :func:`tspo_eval.candidate_pool.default_workers`; 1: all in this process).
     """
 
     benchmark: str
@@ -117,7 +117,6 @@ class PrecomputeOptions:
     limit: int | None = None
     overwrite: bool = False
     progress: bool | None = None
-    workers: int | None = None
 
 
 def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None,
@@ -151,7 +150,7 @@ def precompute(options: PrecomputeOptions, selector: FrameSelector | None = None
         desc = f"precompute[{ctx.rank}/{ctx.world_size}]" if ctx.is_distributed else "precompute"
         from tspo_eval.precompute_parallel import resolve_workers, run_jobs_parallel
 
-        workers = resolve_workers(options.workers, len(mine))
+        workers = resolve_workers(selection.workers, len(mine))
         with IndexWriter(target) as writer:
             if workers > 1:
                 report = run_jobs_parallel(selector, benchmark, mine, options.video_root, writer, workers=workers,

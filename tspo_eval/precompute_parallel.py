@@ -31,7 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def resolve_workers(workers: int | None, n_videos: int) -> int:
-    """``workers`` (None: :func:`default_workers` for this node's ranks), at most one per video.
+    """``workers`` (None: :func:`default_workers` for this node's ranks); 1 when there is nothing to do.
+
+    More workers than videos is fine: the pool splits videos into segments decoded side by side
+    (:meth:`tspo_eval.candidate_pool.CandidatePool.segments_for`) and starts no idle worker.
 
     Raises:
         InputError: ``workers`` below 1.
@@ -41,7 +44,7 @@ def resolve_workers(workers: int | None, n_videos: int) -> int:
         workers = default_workers(ranks_on_node)
     elif isinstance(workers, bool) or int(workers) < 1:
         raise InputError(f"--workers must be a positive integer, got {workers!r}")
-    return max(1, min(int(workers), n_videos))
+    return max(1, int(workers)) if n_videos > 0 else 1
 
 
 def run_jobs_parallel(

@@ -149,11 +149,15 @@ class FrameSelector:
         progress: True shows a progress bar; False shows one only on a terminal for long videos.
         prefetch: decode the next chunk while the current one is encoded; None (default) does so
             only when the scorer's encoder runs on an accelerator (see :func:`overlap_decoding`).
+        workers: with more than 1, the candidates of a video not in the cache are decoded by that
+            many worker processes, the video split into segments (:mod:`tspo_eval.candidate_pool`);
+            the features are the same bytes as in this process.
     """
 
     def __init__(
         self, scorer: Scorer, *, cache: FeatureCache | None | bool = True, decoder: str = DEFAULT_DECODER,
         fps: float = 1.0, chunk_size: int = 32, progress: bool = False, prefetch: bool | None = None,
+        workers: int = 1,
     ) -> None:
         if str(decoder).lower() not in DECODERS:
             raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
@@ -167,6 +171,9 @@ class FrameSelector:
         self.chunk_size = int(chunk_size)
         self.progress = progress
         self.prefetch = overlap_decoding(scorer) if prefetch is None else bool(prefetch)
+        if isinstance(workers, bool) or int(workers) < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = int(workers)
         self._last: tuple[tuple, tuple[VideoMetadata, np.ndarray, Tensor, np.ndarray]] | None = None
 
     @classmethod
@@ -179,7 +186,7 @@ class FrameSelector:
                              device=options.device, dtype=options.dtype)
         cache = FeatureCache(options.cache_dir) if options.cache else None
         return cls(scorer, cache=cache, decoder=options.decoder, fps=options.fps, chunk_size=chunk_size,
-                   progress=progress)
+                   progress=progress, workers=options.workers or 1)
 
     # -- candidates ------------------------------------------------------------------------
     def _cache_key(self, path: str, meta: VideoMetadata, stride: int, n_candidates: int) -> CacheKey:
@@ -244,14 +251,36 @@ class FrameSelector:
                 hit = feats is not None
                 if hit:
                     logger.debug("feature cache hit for {} ({})", path, key.digest)
-            if feats is None:
+            if feats is None and self.workers > 1:
+                meta, feats = self._encode_in_workers(path)
+            elif feats is None:
                 feats = self._encode_candidates(reader, grid)
                 meta = reader.metadata  # with auto, decord may have handed over to PyAV while decoding
-                if self.cache is not None and key is not None:
-                    self._save_features(replace(key, decoder=meta.decoder), path, meta, feats)
+            if not hit and self.cache is not None and key is not None:
+                self._save_features(replace(key, decoder=meta.decoder), path, meta, feats)
         if memo_key is not None:
             self._last = (memo_key, (meta, grid, feats, times))
         return meta, grid, feats, times, hit
+
+    def _encode_in_workers(self, path: str) -> tuple[VideoMetadata, Tensor]:
+        """(metadata after decoding, float32 [T, D] features) of ``path``, decoded by :attr:`workers`
+        processes (the video split into segments; the chunks and so the bytes are this process's)."""
+        from tspo_eval.candidate_pool import (
+            PREPROCESS_IN_WORKERS_FROM,
+            CandidatePool,
+            decoder_threads_per_worker,
+            worker_settings,
+        )
+
+        settings = replace(worker_settings(self, preprocess=self.workers >= PREPROCESS_IN_WORKERS_FROM,
+                                           decoder_threads=decoder_threads_per_worker(self.workers)),
+                           cache_root=None)  # this process has just looked the video up
+        with CandidatePool(self, self.workers, settings) as pool:
+            (outcome,) = list(pool.run([path]))
+        if outcome.error is not None:
+            problem = outcome.error.removeprefix(f"{path}: ")
+            raise VideoError(path, problem)
+        return outcome.metadata, outcome.features
 
     def _save_features(self, key: CacheKey, path: str, meta: VideoMetadata, feats: Tensor) -> None:
         self.cache.save(key, feats, extra={"video": os.path.basename(path), "n_frames": str(meta.n_frames),

@@ -38,7 +38,7 @@ CACHE_OFF = "off"
 HOST_ARGUMENTS: dict[str, str] = {
     "scorer": "scorer", "tspo_path": "agent", "clip_model": "clip_model", "strategy": "strategy",
     "num_frames": "num_frames", "candidate_fps": "fps", "decoder": "decoder", "tspo_device": "device",
-    "tspo_dtype": "dtype", "feature_cache": "cache_dir",
+    "tspo_dtype": "dtype", "feature_cache": "cache_dir", "candidate_workers": "workers",
 }
 
 
@@ -67,6 +67,10 @@ class SelectorOptions:
         device, dtype: where and how the scorer runs (None: CUDA + bf16 when available).
         cache_dir: feature-cache folder (None: ``$TSPO_EVAL_CACHE_DIR`` or the user cache).
         cache: read and write the feature cache.
+        workers: processes that decode the candidates of videos not in the feature cache
+            (:mod:`tspo_eval.candidate_pool`; a single video is split among them in segments).
+            None: the command's default: the usable cores for ``precompute``, 1 (everything in
+            this process) for ``select`` and the hosts.
     """
 
     scorer: str = "tspo"
@@ -80,6 +84,7 @@ class SelectorOptions:
     dtype: str | None = None
     cache_dir: str | None = None
     cache: bool = True
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         from tspo_eval.video import DECODERS
@@ -93,6 +98,10 @@ class SelectorOptions:
             raise InputError(f"fps={self.fps!r} must be positive") from None
         if not fps > 0:
             raise InputError(f"fps={self.fps!r} must be positive")
+        workers = self.workers
+        if workers is not None and (isinstance(workers, bool) or not str(workers).strip().isdigit()
+                                    or int(workers) <= 0):
+            raise InputError(f"workers={workers!r} must be a positive integer")
         cache_dir, cache = self.cache_dir, bool(self.cache)
         if cache_dir is not None and str(cache_dir).strip().lower() == CACHE_OFF:
             cache_dir, cache = None, False
@@ -105,6 +114,7 @@ class SelectorOptions:
             "decoder": choice_of("decoder", self.decoder, DECODERS),
             "cache_dir": str(cache_dir) if cache_dir else None,
             "cache": cache,
+            "workers": None if workers is None else int(workers),
         }
         for name, value in normalised.items():
             object.__setattr__(self, name, value)
@@ -189,3 +199,7 @@ def add_selector_arguments(parser: argparse.ArgumentParser, *, strategy_default:
     group.add_argument("--cache-dir", default=None,
                        help="feature cache folder (default: $TSPO_EVAL_CACHE_DIR or the user cache)")
     group.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    group.add_argument("--workers", type=int, default=None,
+                       help="processes decoding the candidates of videos not in the feature cache (a single "
+                            "video is split among them); default: the usable cores (bounded by RAM) for "
+                            "precompute, 1 (this process) otherwise")

@@ -31,9 +31,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output index file (JSONL)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions (sorted by video, id)")
     add_selector_arguments(parser)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes decoding and CLIP-preprocessing candidates, per rank (default: the usable "
-                             "cores, bounded by available RAM; 1: everything in this process)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming into --out")
     parser.add_argument("--allow-failures", action="store_true", help="exit 0 even when some questions failed")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -60,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     options = PrecomputeOptions(
         benchmark=args.benchmark, annotations=args.annotations, video_root=args.videos, out=args.out,
         selector=SelectorOptions.from_args(args), limit=args.limit, overwrite=args.overwrite, progress=args.progress,
-        workers=args.workers,
     )
     report = precompute(options, ctx=ctx)
     if ctx.is_main:

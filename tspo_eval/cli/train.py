@@ -34,7 +34,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=100, metavar="N", help="checkpoint (and eval) every N steps")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    add_selector_arguments(parser, only={"fps", "decoder", "device", "dtype", "cache-dir"})
+    add_selector_arguments(parser, only={"fps", "decoder", "device", "dtype", "cache-dir", "workers"})
     parser.add_argument("--frame-store", action=argparse.BooleanOptionalAction, default=True,
                         help="decode every candidate frame of a video once into <cache folder>/decoded_frames "
                              "(T x H x W x 3 bytes per video) instead of decoding the sampled frames per prompt (default: on)")
@@ -50,7 +50,7 @@ def options_from_args(args: argparse.Namespace):
     from tspo_eval.training import TrainOptions
 
     selector = SelectorOptions(agent=args.init, clip_model=args.clip, decoder=args.decoder, fps=args.fps,
-                               device=args.device, dtype=args.dtype, cache_dir=args.cache_dir)
+                               device=args.device, dtype=args.dtype, cache_dir=args.cache_dir, workers=args.workers)
     return TrainOptions(
         benchmark=args.benchmark, annotations=args.annotations, videos=args.videos, answerer=args.answerer,
         out=args.out, selector=selector, steps=args.steps, epochs=args.epochs,

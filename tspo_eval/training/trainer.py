@@ -131,7 +131,8 @@ class Trainer:
         self.agent, self.clip_dir = _load_agent(opts, opts.selector.device or (ctx.default_device() if ctx.is_distributed else None))
         self.head = self.agent.head
         cache = FeatureCache(opts.selector.cache_dir)
-        selector = FrameSelector(self.agent, cache=cache, decoder=opts.selector.decoder, fps=opts.selector.fps)
+        selector = FrameSelector(self.agent, cache=cache, decoder=opts.selector.decoder, fps=opts.selector.fps,
+                                 workers=opts.selector.workers or 1)
         self.store = CandidateStore(selector)
         self.frame_store = self._frame_store(cache)
         videos = sorted({i.video for i in items} | {i.video for i in self.eval_items})
