@@ -46,6 +46,16 @@ def test_feature_cache_off_and_folder_from_host_arguments(tmp_path):
         SelectorOptions.from_host_args({"device": "cpu"}, owner="m")  # a VLM's device is not the selector's
 
 
+def test_host_argument_errors_use_the_host_names():
+    assert SelectorOptions.from_host_args({"candidate_workers": "3"}).workers == 3
+    with pytest.raises(InputError, match=r"^m: candidate_workers='x' must be a positive integer$"):
+        SelectorOptions.from_host_args({"candidate_workers": "x"}, owner="m")
+    with pytest.raises(InputError, match=r"^m: candidate_fps=-1 must be positive$"):
+        SelectorOptions.from_host_args({"candidate_fps": -1}, owner="m")
+    with pytest.raises(InputError, match=r"^m: num_frames=0 must be a positive integer$"):
+        SelectorOptions.from_host_args({"num_frames": 0}, owner="m")
+
+
 def test_host_models_take_the_frame_source_and_selector_arguments(tmp_path):
     assert set(SELECTOR_HOST_ARGUMENTS) <= set(HOST_ARGUMENTS)
     kwargs = {"pretrained": "x", "device": "cuda", "tspo_device": "cpu", "num_frames": 16, "frame_selection": "uniform"}

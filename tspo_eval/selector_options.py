@@ -133,7 +133,13 @@ class SelectorOptions:
         try:
             return cls(**{HOST_ARGUMENTS[name]: value for name, value in arguments.items()})
         except InputError as exc:
-            raise InputError(f"{owner}: {exc}") from None
+            message = str(exc)
+            for host_name in arguments:  # name the option as the user wrote it (candidate_fps=, not fps=)
+                field_name = HOST_ARGUMENTS[host_name]
+                if host_name != field_name and message.startswith(f"{field_name}="):
+                    message = host_name + message[len(field_name):]
+                    break
+            raise InputError(f"{owner}: {message}") from None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "SelectorOptions":
