@@ -124,3 +124,16 @@ def test_select_cli_workers_option(tiny_agent_dir, videos, capsys) -> None:
     assert json.loads(capsys.readouterr().out) == alone
     assert main([*base, "--workers", "0"]) == 2
     assert "--workers must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_videos_that_would_not_be_split_stay_in_this_process(tiny_agent, videos, monkeypatch) -> None:
+    """No worker starts for a video too short to split, or one ``auto`` may decode with two backends."""
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(CandidatePool, "run", no_pool)
+    short = FrameSelector(tiny_agent, cache=False, chunk_size=32, workers=3)  # 60 candidates < 2 segments x 4 chunks
+    assert short.candidate_features(str(videos["a"]))[2].shape[0] == 60
+    if "vp9" in videos:
+        vp9 = FrameSelector(tiny_agent, cache=False, decoder="auto", chunk_size=2, workers=3)
+        assert vp9.candidate_features(str(videos["vp9"]))[0].decoder == "decord"

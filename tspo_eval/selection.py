@@ -252,8 +252,8 @@ class FrameSelector:
                 if hit:
                     logger.debug("feature cache hit for {} ({})", path, key.digest)
             if feats is None and self.workers > 1:
-                meta, feats = self._encode_in_workers(path)
-            elif feats is None:
+                meta, feats = self._encode_in_workers(path, len(grid)) or (meta, None)
+            if feats is None:
                 feats = self._encode_candidates(reader, grid)
                 meta = reader.metadata  # with auto, decord may have handed over to PyAV while decoding
             if not hit and self.cache is not None and key is not None:
@@ -262,9 +262,11 @@ class FrameSelector:
             self._last = (memo_key, (meta, grid, feats, times))
         return meta, grid, feats, times, hit
 
-    def _encode_in_workers(self, path: str) -> tuple[VideoMetadata, Tensor]:
+    def _encode_in_workers(self, path: str, n_candidates: int) -> tuple[VideoMetadata, Tensor] | None:
         """(metadata after decoding, float32 [T, D] features) of ``path``, decoded by :attr:`workers`
-        processes (the video split into segments; the chunks and so the bytes are this process's)."""
+        processes (the video split into segments; the chunks and so the bytes are this process's);
+        None when the video would not be split (too short, or a codec ``auto`` may decode with two
+        backends): this process decodes it then, with no worker to start."""
         from tspo_eval.candidate_pool import (
             PREPROCESS_IN_WORKERS_FROM,
             CandidatePool,
@@ -276,6 +278,8 @@ class FrameSelector:
                                            decoder_threads=decoder_threads_per_worker(self.workers)),
                            cache_root=None)  # this process has just looked the video up
         with CandidatePool(self, self.workers, settings) as pool:
+            if n_candidates < 2 * settings.min_segment_chunks * self.chunk_size or pool.segments_for(path, 1) < 2:
+                return None
             (outcome,) = list(pool.run([path]))
         if outcome.error is not None:
             problem = outcome.error.removeprefix(f"{path}: ")
