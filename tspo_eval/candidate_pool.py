@@ -128,9 +128,7 @@ def worker_settings(selector, *, preprocess: bool = True, depth: int = 2, decode
     ``scorer.encode_frames`` on them, exactly as :class:`~tspo_eval.selection.FrameSelector` does.
     """
     encoder = _hf_clip(selector.scorer)
-    processor = getattr(encoder, "image_processor", None) if encoder is not None else None
-    if not preprocess:
-        processor = None
+    processor = getattr(encoder, "image_processor", None) if encoder is not None and preprocess else None
     dtype = str(getattr(encoder, "dtype", torch.float32)).removeprefix("torch.")
     root = str(selector.cache.root) if selector.cache is not None else None
     return WorkerSettings(decoder=selector.decoder, fps=selector.fps, chunk_size=selector.chunk_size,

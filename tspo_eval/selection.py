@@ -273,12 +273,14 @@ class FrameSelector:
             decoder_threads_per_worker,
             worker_settings,
         )
+        from tspo_eval.candidate_workers import segment_rows
 
         settings = replace(worker_settings(self, preprocess=self.workers >= PREPROCESS_IN_WORKERS_FROM,
                                            decoder_threads=decoder_threads_per_worker(self.workers)),
                            cache_root=None)  # this process has just looked the video up
         with CandidatePool(self, self.workers, settings) as pool:
-            if n_candidates < 2 * settings.min_segment_chunks * self.chunk_size or pool.segments_for(path, 1) < 2:
+            second = segment_rows(n_candidates, self.chunk_size, 1, self.workers, settings.min_segment_chunks)
+            if not second or pool.segments_for(path, 1) < 2:
                 return None
             (outcome,) = list(pool.run([path]))
         if outcome.error is not None:

@@ -76,7 +76,7 @@ class PyAVReader(VideoReader):
         self._pos = -1  # frame number of the last decoded frame (-1: nothing decoded)
         self.sparse = bool(sparse) and self._stream.codec_context.name in SPARSE_CODECS
         self._planned_pts: frozenset[int] = frozenset()  # announced by expect(): never skipped
-        self._wanted_pts: frozenset[int] = frozenset()  # asked for now, or planned: never skipped
+        self._asked_pts: frozenset[int] = frozenset()  # asked for by the read in progress: never skipped
         self._skippable_sent: set[int] = set()  # pts sent as skippable since the last seek
         self.frames_decoded = 0  # frames the decoder returned (sparse decoding returns fewer)
 
@@ -102,7 +102,7 @@ class PyAVReader(VideoReader):
             return
         codec = self._stream.codec_context
         for packet in self._container.demux(self._stream):
-            keep = packet.pts is None or packet.pts in self._wanted_pts  # None: the final flush packet
+            keep = packet.pts is None or packet.pts in self._asked_pts or packet.pts in self._planned_pts  # None: flush
             codec.skip_frame = "DEFAULT" if keep else "NONREF"
             if not keep:
                 self._skippable_sent.add(int(packet.pts))
@@ -125,11 +125,10 @@ class PyAVReader(VideoReader):
         m = self.metadata
         out = np.empty((len(indices), m.height, m.width, 3), dtype=np.uint8)
         if self.sparse:
-            self._wanted_pts = self._planned_pts | frozenset(self._index.pts[indices].tolist())
+            self._asked_pts = frozenset(self._index.pts[indices].tolist())
         for k, target in enumerate(indices.tolist()):
-            if self._frames is None or target <= self._pos or self._index.keyframe_between(self._pos, target):
-                self._seek(target)
-            elif int(self._index.pts[target]) in self._skippable_sent:  # it may have been dropped
+            if (self._frames is None or target <= self._pos or self._index.keyframe_between(self._pos, target)
+                    or int(self._index.pts[target]) in self._skippable_sent):  # sent as skippable: maybe dropped
                 self._seek(target)
             while True:
                 try:
