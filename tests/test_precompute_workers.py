@@ -3,8 +3,10 @@ the failures and the feature cache do not depend on N; a dying worker costs one 
 outlives the run (Ctrl-C, SIGTERM, SIGKILL of the parent); a killed run resumes."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -141,6 +143,9 @@ from tspo_eval.agent import load_scorer
 from tspo_eval.testing.worker_faults import CrashOn
 
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also when pytest runs as a
+    # background job (whose children inherit SIGINT ignored)
     annotations, videos, out, agent = sys.argv[1:5]
     bench = get_benchmark("synthetic")
     selector = FrameSelector(load_scorer(agent=agent, device="cpu"), cache=False)
@@ -151,14 +156,28 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_no_worker_outlives_the_parent(synth, tiny_agent_dir, tmp_path, sig):
+def signal_thread(pid: int, tid: int, sig: int) -> None:
+    """tgkill: ``sig`` to one thread of ``pid`` (as the kernel may pick for a Ctrl-C of the process)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234 if platform.machine() == "x86_64" else 131, pid, tid, sig) != 0:  # SYS_tgkill
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {sig})")
+
+
+@pytest.mark.parametrize("sig,to_thread", [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False),
+                                           (signal.SIGKILL, False)])
+def test_no_worker_outlives_the_parent(synth, tiny_agent_dir, tmp_path, sig, to_thread):
+    """Also with the Ctrl-C delivered to a thread other than the main one (torch's), which used to leave
+    the main thread blocked on the hanging workers' pipes for ever."""
+    if to_thread and not (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "aarch64")):
+        pytest.skip("tgkill numbers known for Linux x86_64/aarch64")
     annotations, videos = synth
     script = tmp_path / "hanging_run.py"
     script.write_text(HANGING_RUN)
-    proc = subprocess.Popen([sys.executable, str(script), str(annotations), str(videos),
-                             str(tmp_path / "out.jsonl"), str(tiny_agent_dir)], cwd=REPO,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    stderr = tmp_path / "stderr.txt"  # a file, not a pipe nobody reads while the run logs
+    with stderr.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(script), str(annotations), str(videos),
+                                 str(tmp_path / "out.jsonl"), str(tiny_agent_dir)], cwd=REPO,
+                                stderr=sink, start_new_session=True)
     try:
         parent = psutil.Process(proc.pid)
         deadline = time.monotonic() + 120
@@ -168,10 +187,22 @@ def test_no_worker_outlives_the_parent(synth, tiny_agent_dir, tmp_path, sig):
             if len(workers) >= 2 and all(c.cpu_times().user > 0.3 for c in workers):  # imported, hanging in a job
                 break
             time.sleep(0.2)
-        assert proc.poll() is None and len(workers) >= 2, proc.stderr.read().decode()[-2000:] if proc.poll() else ""
+        assert proc.poll() is None and len(workers) >= 2, stderr.read_text(errors="replace")[-2000:]
         descendants = parent.children(recursive=True)  # workers + multiprocessing's resource tracker
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
+        if to_thread:
+            others = [t.id for t in parent.threads() if t.id != proc.pid]
+            assert others, "the run has no thread besides the main one"
+            signal_thread(proc.pid, others[-1], sig)
+        else:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            status = Path(f"/proc/{proc.pid}/status")
+            masks = [line for line in status.read_text().splitlines() if line.startswith("Sig")] if status.exists() else []
+            tree = [" ".join(c.cmdline())[:200] for c in parent.children(recursive=True)]
+            pytest.fail(f"the run did not exit 30 s after {sig.name} ({'; '.join(masks)}; children {tree}); its stderr:\n"
+                        + stderr.read_text(errors="replace")[-3000:])
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -32,7 +32,7 @@ import torch
 from loguru import logger
 from torch import Tensor
 
-from tspo_eval.candidate_workers import WorkerSettings, worker_main
+from tspo_eval.candidate_workers import WorkerSettings, recv_raw_into, worker_main
 from tspo_eval.errors import InputError
 from tspo_eval.video import VideoMetadata
 
@@ -47,6 +47,9 @@ RESERVED_RAM_BYTES = 2 * 2**30
 #: torch, and the encoder process preprocesses (2 cores, 2 workers, 4 x 3-minute 640x360 videos:
 #: 6.5 s instead of 13.7 s; see docs/precompute.md).  The features are the same bytes either way.
 PREPROCESS_IN_WORKERS_FROM = 4
+#: seconds the pool waits on its workers' pipes at a time: Ctrl-C may be delivered to another thread
+#: of this process (torch's), which does not wake the main thread from a wait without a timeout
+SIGNAL_CHECK_S = 0.5
 
 
 @dataclass
@@ -128,12 +131,12 @@ def worker_settings(selector, *, preprocess: bool = True, depth: int = 2, decode
     ``scorer.encode_frames`` on them, exactly as :class:`~tspo_eval.selection.FrameSelector` does.
     """
     encoder = _hf_clip(selector.scorer)
-    processor = getattr(encoder, "image_processor", None) if encoder is not None and preprocess else None
+    pixels = getattr(encoder, "pixels", None) if encoder is not None and preprocess else None
     dtype = str(getattr(encoder, "dtype", torch.float32)).removeprefix("torch.")
     root = str(selector.cache.root) if selector.cache is not None else None
     return WorkerSettings(decoder=selector.decoder, fps=selector.fps, chunk_size=selector.chunk_size,
                           encoder_fingerprint=selector.scorer.encoder_fingerprint, cache_root=root,
-                          image_processor=processor, pixel_dtype=dtype, depth=depth,
+                          pixels=pixels, pixel_dtype=dtype, depth=depth,
                           decoder_threads=decoder_threads, on_job=on_job)
 
 
@@ -207,7 +210,7 @@ class CandidatePool:
         self.selector, self.n_workers = selector, int(workers)
         self.settings = settings or worker_settings(selector, preprocess=self.n_workers >= PREPROCESS_IN_WORKERS_FROM,
                                                     decoder_threads=decoder_threads_per_worker(self.n_workers))
-        self._pixels = self.settings.image_processor is not None
+        self._pixels = self.settings.pixels is not None
         self._encoder = _hf_clip(selector.scorer) if self._pixels else None
         self._context = mp.get_context("spawn")  # no fork of a process with torch/OpenMP threads
         self._slots: list[_Slot] = []
@@ -297,7 +300,7 @@ class CandidatePool:
                 slot.conn.send(("job", slot.job, *jobs[slot.job]))
                 busy += 1
             ready = wait([s.conn for s in self._slots if s.job is not None]
-                         + [s.process.sentinel for s in self._slots if s.job is not None])
+                         + [s.process.sentinel for s in self._slots if s.job is not None], timeout=SIGNAL_CHECK_S)
             for slot in list(self._slots):
                 if slot.job is None:
                     continue
@@ -329,8 +332,8 @@ class CandidatePool:
         kind = message[0]
         if kind == "chunk":
             _, _, row, shape, dtype, nbytes = message
-            buffer = bytearray(nbytes)
-            slot.conn.recv_bytes_into(buffer)
+            buffer = np.empty(nbytes, dtype=np.uint8)
+            recv_raw_into(slot.conn, buffer)
             if video.error is None and not video.cached:
                 feats = self._encode(buffer, shape, dtype)
                 if video.features is None:
@@ -374,16 +377,16 @@ class CandidatePool:
                                       "e.g. a decoder crash on a corrupt file")
         return True
 
-    def _encode(self, buffer: bytearray, shape: tuple[int, ...], dtype: str) -> Tensor:
-        """One chunk -> float32 [n, D] on CPU, with exactly FrameSelector's calls."""
+    def _encode(self, buffer: np.ndarray, shape: tuple[int, ...], dtype: str) -> Tensor:
+        """One chunk (uint8 bytes ``buffer``) -> float32 [n, D] on CPU, with exactly FrameSelector's calls."""
         if dtype == "uint8-frames":
-            frames = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+            frames = buffer.reshape(shape)
             with torch.inference_mode():
                 out = self.selector.scorer.encode_frames(frames, batch_size=self.selector.chunk_size)
             return out.detach().to("cpu", torch.float32)
         from tspo_eval.agent.clip_encoder import pooled_features
 
-        pixels = torch.frombuffer(buffer, dtype=torch.uint8).view(getattr(torch, dtype)).reshape(shape)
+        pixels = torch.from_numpy(buffer).view(getattr(torch, dtype)).reshape(shape)
         enc = self._encoder
         with torch.inference_mode():
             out = pooled_features(enc.model.get_image_features(pixel_values=pixels.to(enc.device, enc.dtype)))

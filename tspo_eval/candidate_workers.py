@@ -20,7 +20,8 @@ side by side (each seeks to the keyframe before its first candidate) and the enc
 exactly FrameSelector's chunks.
 
 Messages (worker -> main): ``("start", job, meta, grid, times, key)``, ``("cached", job)``,
-``("chunk", job, row, shape, dtype, nbytes)`` followed by the bytes, ``("done", job, meta)``,
+``("chunk", job, row, shape, dtype, nbytes)`` followed by ``nbytes`` raw bytes outside any message
+(:func:`send_raw` / :func:`recv_raw_into`: no pickling, and the reader fills its array directly), ``("done", job, meta)``,
 ``("error", job, message)``.  Main -> worker: ``("job", job, path, segment, segments)``,
 ``("ack",)``, ``None`` (exit).
 
@@ -63,6 +64,27 @@ def segment_rows(total: int, chunk_size: int, segment: int, segments: int,
     return range(min(lo, total), hi)
 
 
+def send_raw(conn, data: memoryview) -> None:
+    """Write ``data`` to ``conn``'s descriptor as it is (after a message that announced its size)."""
+    fd, view, sent = conn.fileno(), data.cast("B"), 0
+    while sent < len(view):
+        sent += os.write(fd, view[sent:])
+
+
+def recv_raw_into(conn, buffer: np.ndarray) -> None:
+    """Fill the contiguous ``buffer`` with bytes read from ``conn``'s descriptor (a chunk after its message).
+
+    Raises:
+        EOFError: the writer closed its end (died) before all the bytes came.
+    """
+    fd, view, got = conn.fileno(), memoryview(buffer).cast("B"), 0
+    while got < len(view):
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            raise EOFError("the candidate worker's pipe closed in the middle of a chunk")
+        got += n
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What every worker needs to turn a video path into encoder-ready chunks (picklable).
@@ -71,8 +93,9 @@ class WorkerSettings:
         decoder, fps, chunk_size: as in :class:`~tspo_eval.selection.FrameSelector`.
         encoder_fingerprint: the scorer's, for the feature-cache key.
         cache_root: the feature cache folder, or None (no cache lookups).
-        image_processor: the CLIP image processor (``HFClipEncoder.image_processor``), or None to
-            ship uint8 frames for the main process's ``scorer.encode_frames``.
+        pixels: the encoder's frames -> pixel values step (``HFClipEncoder.pixels``, the CLIP image
+            processor's numbers), or None to ship uint8 frames for the main process's
+            ``scorer.encode_frames``.
         pixel_dtype: torch dtype name the encoder casts pixels to (``bfloat16`` ...); the worker
             casts first when that halves the bytes to send (the cast is exact either side).
         depth: chunks a worker may send ahead of the encoder.
@@ -87,7 +110,7 @@ class WorkerSettings:
     chunk_size: int
     encoder_fingerprint: str
     cache_root: str | None = None
-    image_processor: Any = None
+    pixels: Any = None
     pixel_dtype: str = "float32"
     depth: int = 2
     decoder_threads: int = 0
@@ -111,7 +134,7 @@ def worker_main(conn, settings: WorkerSettings, parent_pid: int) -> None:
     """Entry point of a worker process: serve jobs from ``conn`` until ``None`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
-    if settings.image_processor is not None:  # uint8 frames need no torch: the worker starts in ~0.1 s
+    if settings.pixels is not None:  # uint8 frames need no torch: the worker starts in ~0.1 s
         import torch
 
         torch.set_num_threads(1)  # N workers share the cores; the image processor is a small part
@@ -188,12 +211,11 @@ class _Worker:
     def _prepare(self, frames: np.ndarray):
         """uint8 [n,H,W,3] frames -> what the encoder consumes: pixel_values [n,3,h,w] or the frames."""
         s = self.settings
-        if s.image_processor is None:
+        if s.pixels is None:
             return frames
         import torch
 
-        pixels = s.image_processor(images=list(frames), return_tensors="pt",
-                                   input_data_format="channels_last")["pixel_values"]
+        pixels = s.pixels(frames)
         target = getattr(torch, s.pixel_dtype)
         if target.is_floating_point and torch.finfo(target).bits < torch.finfo(pixels.dtype).bits:
             pixels = pixels.to(target)  # round-to-nearest-even, the same cast .to(device, dtype) makes
@@ -222,4 +244,4 @@ class _Worker:
         else:
             raw, dtype, shape = np.ascontiguousarray(payload), "uint8-frames", tuple(payload.shape)
         self.conn.send(("chunk", job, row, shape, dtype, raw.nbytes))
-        self.conn.send_bytes(memoryview(raw.reshape(-1)))
+        send_raw(self.conn, memoryview(raw.reshape(-1)))

@@ -18,6 +18,7 @@ from loguru import logger
 from torch import Tensor
 
 from tspo_eval.agent.checkpoint import list_weight_files
+from tspo_eval.agent.clip_pixels import ClipPixels
 from tspo_eval.agent.fingerprint import hash_safetensors, hash_tensors, short
 from tspo_eval.agent.frames import encode_in_batches
 from tspo_eval.agent.scorer import FrameBatch
@@ -101,7 +102,8 @@ def load_clip_model(path: Path, device: torch.device, dtype: torch.dtype):
 class HFClipEncoder:
     """CLIP towers + processor of one checkpoint folder; features float32 on CPU.
 
-    Attributes: ``device``, ``dtype``, ``feature_dim``, ``encoder_fingerprint`` (vision tower +
+    Attributes: ``device``, ``dtype``, ``feature_dim``, ``pixels`` (frames -> pixel values, the
+    processor's numbers: :class:`~tspo_eval.agent.clip_pixels.ClipPixels`), ``encoder_fingerprint`` (vision tower +
     image preprocessing + compute dtype), ``text_fingerprint`` (text tower + tokenizer).
     """
 
@@ -116,6 +118,7 @@ class HFClipEncoder:
                 self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(self.path, f"cannot load the CLIP processor/tokenizer ({exc})") from exc
+        self.pixels = ClipPixels(self.image_processor)
         self.feature_dim = int(self.model.config.projection_dim)
         self.max_text_tokens = int(min(self.model.config.text_config.max_position_embeddings, 77))
         self.encoder_fingerprint = self._fingerprint(_VISION_PREFIXES, self._preprocessing_config())
@@ -138,9 +141,8 @@ class HFClipEncoder:
         """CLIP ``get_image_features`` (projected, not normalised): float32 ``[T, D]`` on CPU."""
         return encode_in_batches(frames, batch_size, self.feature_dim, self._encode_image_batch, "CLIP frames")
 
-    def _encode_image_batch(self, batch: list[Any]) -> Tensor:
-        kwargs = {"input_data_format": "channels_last"} if isinstance(batch[0], np.ndarray) else {}
-        pixels = self.image_processor(images=batch, return_tensors="pt", **kwargs)["pixel_values"]
+    def _encode_image_batch(self, batch: np.ndarray | list[Any]) -> Tensor:
+        pixels = self.pixels(batch)
         return pooled_features(self.model.get_image_features(pixel_values=pixels.to(self.device, self.dtype)))
 
     @torch.inference_mode()

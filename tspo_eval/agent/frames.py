@@ -37,7 +37,7 @@ def as_frame_list(frames: Any) -> list[Any]:
     raise InputError(f"frames must be a uint8 [T, H, W, 3] array/tensor or a list of PIL images, got {type(frames).__name__}")
 
 
-def iter_batches(items: list[Any], batch_size: int) -> Iterator[list[Any]]:
+def iter_batches(items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``items`` of at most ``batch_size``."""
     if batch_size <= 0:
         raise InputError(f"batch size must be positive, got {batch_size}")
@@ -46,17 +46,23 @@ def iter_batches(items: list[Any], batch_size: int) -> Iterator[list[Any]]:
 
 
 def encode_in_batches(
-    frames: Any, batch_size: int, feature_dim: int, encode_batch: Callable[[list[Any]], torch.Tensor], desc: str
+    frames: Any, batch_size: int, feature_dim: int, encode_batch: Callable[[Any], torch.Tensor], desc: str
 ) -> torch.Tensor:
     """Validate ``frames``, run ``encode_batch`` on consecutive batches and concatenate: float32 ``[T, D]`` on CPU.
 
-    A progress bar (``desc``) shows on a terminal when there are at least 4 batches.
+    An array (or tensor) of frames reaches ``encode_batch`` as uint8 ``[n, H, W, 3]`` slices of
+    itself, a list as sub-lists.  A progress bar (``desc``) shows on a terminal when there are at
+    least 4 batches.
     """
     from tqdm.auto import tqdm
 
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
     items = as_frame_list(frames)
     if not items:
         return torch.empty(0, feature_dim)
+    if isinstance(frames, np.ndarray):
+        items = frames  # validated above; its slices are views
     n_batches = (len(items) + batch_size - 1) // batch_size
     out = []
     with tqdm(total=len(items), desc=desc, unit="frame", leave=False,
