@@ -18,7 +18,6 @@ Steps (each timed and recorded; a failing step is recorded with its error and th
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import os
 import platform
@@ -37,6 +36,24 @@ QWEN_7B_TEXT = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers
                     num_key_value_heads=4, vocab_size=152064)
 QWEN_7B_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
                       fullatt_block_indexes=[7, 15, 23, 31])
+QWEN_7B_MROPE = [16, 24, 24]  # half the head dim (128)
+#: the same steps at small sizes (--smoke): the config rebuilding and model swap run on the CPU too
+QWEN_SMOKE_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=1, vocab_size=152064)
+QWEN_SMOKE_VISION = dict(depth=4, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
+                         fullatt_block_indexes=[1, 3])
+QWEN_SMOKE_MROPE = [8, 12, 12]
+
+
+def sized_qwen_config(config, text: dict, vision: dict, mrope_section: list[int]):
+    """A Qwen2.5-VL ``config`` with its text and vision towers rebuilt at other sizes through the
+    config classes, so that derived fields (``layer_types`` per layer, ...) follow the new depth."""
+    rope = {**(getattr(config.text_config, "rope_parameters", None) or config.text_config.rope_scaling or {}),
+            "mrope_section": list(mrope_section)}
+    text_fields = {**config.text_config.to_dict(), **text, "layer_types": None, "rope_parameters": rope,
+                   "rope_scaling": rope}
+    vision_fields = {**config.vision_config.to_dict(), **vision}
+    return type(config)(**{**config.to_dict(), "text_config": text_fields, "vision_config": vision_fields})
 
 
 def sync(device) -> None:
@@ -147,19 +164,17 @@ def qwen_answer(agent: Path, video: Path, device: str, smoke: bool, folder: Path
     if not (tiny / "config.json").exists():
         build_tiny_qwen2_5_vl(tiny)
     answerer = HFVideoAnswerer.from_pretrained(str(tiny), device=device)
-    attn = "sdpa"
-    if not smoke:  # the published 7B sizes, random weights, built directly on the GPU in bf16
-        config = copy.deepcopy(answerer.model.config)
-        for key, value in QWEN_7B_TEXT.items():
-            setattr(config.text_config, key, value)
-        for key, value in QWEN_7B_VISION.items():
-            setattr(config.vision_config, key, value)
-        config.text_config.rope_scaling = {"type": "mrope", "mrope_section": [16, 24, 24]}
-        attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
-        with torch.device(device):
-            model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16,
-                                                                    attn_implementation=attn)
-        answerer.model = model.eval()
+    # the published 7B sizes (smoke: small ones), random weights, built directly on the device;
+    # the tiny checkpoint's processor has the 7B's patch grid (14 px patches, merge 2, temporal 2)
+    sizes = (QWEN_SMOKE_TEXT, QWEN_SMOKE_VISION, QWEN_SMOKE_MROPE) if smoke else (QWEN_7B_TEXT, QWEN_7B_VISION,
+                                                                                  QWEN_7B_MROPE)
+    config = sized_qwen_config(answerer.model.config, *sizes)
+    attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") and not smoke else "sdpa"
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(
+            config, dtype=torch.float32 if smoke else torch.bfloat16, attn_implementation=attn)
+    answerer.model = model.eval()
+    params = sum(p.numel() for p in model.parameters())
     selector = FrameSelector.build(SelectorOptions(agent=str(agent), device=device,
                                                    cache_dir=str(folder / "qwen_cache")))
     shutil.rmtree(folder / "qwen_cache", ignore_errors=True)
@@ -181,7 +196,8 @@ def qwen_answer(agent: Path, video: Path, device: str, smoke: bool, folder: Path
         sync(device)
         answer = time.perf_counter() - t0
         rows.append(f"| {label} | {selection:.2f} | {answer:.2f} | {100 * selection / answer:.1f}% |")
-    rows.append(f"\nAttention: {attn}; flash-attn importable: {bool(importlib.util.find_spec('flash_attn'))}.")
+    rows.append(f"\nModel: {params / 1e9:.2f} B parameters; attention: {attn}; flash-attn importable: "
+                f"{bool(importlib.util.find_spec('flash_attn'))}.")
     return rows
 
 
