@@ -35,6 +35,7 @@ from bench_candidates import (
     make_bench_checkpoint,
     make_synthetic_video,
 )
+from qwen_sized import load_vlm  # noqa: E402
 
 QUESTIONS = [
     "What is the person holding when the bar reaches the right edge?",
@@ -43,17 +44,6 @@ QUESTIONS = [
     "Which colour dominates the last part of the video?",
     "What happens right after the texture stops drifting?",
 ]
-#: Qwen2.5-VL-7B-Instruct's text and vision sizes (random weights, bf16)
-QWEN_7B_TEXT = {
-    "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
-    "num_key_value_heads": 4, "vocab_size": 152064, "max_position_embeddings": 128000,
-    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "rope_theta": 1000000.0,
-}
-QWEN_7B_VISION = {
-    "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "out_hidden_size": 3584,
-    "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2,
-}
 
 
 def _sync(device: str) -> None:
@@ -78,36 +68,6 @@ def timed(fn, device: str) -> tuple[float, object]:
         took = time.perf_counter() - t0
         best, spent, calls = min(best, took), spent + took, calls + 1
     return best, out
-
-
-def load_vlm(real_size: bool, device: str):
-    """(model, processor): the tiny test checkpoint, or a 7B-sized random Qwen2.5-VL built in memory."""
-    import torch
-    import transformers
-    from transformers import (
-        AutoProcessor,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-    )
-
-    from tspo_eval.testing.tiny_vlms import build_tiny_qwen2_5_vl
-
-    tiny = WORK / "tiny_qwen2_5_vl"
-    if not (tiny / "model.safetensors").exists():
-        build_tiny_qwen2_5_vl(tiny)
-    processor = AutoProcessor.from_pretrained(tiny)
-    if not real_size:
-        return Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny).eval().to(device), processor
-    base = Qwen2_5_VLConfig.from_pretrained(tiny)
-    config = Qwen2_5_VLConfig(text_config={**QWEN_7B_TEXT, "eos_token_id": base.text_config.eos_token_id,
-                                           "pad_token_id": base.text_config.pad_token_id},
-                              vision_config=QWEN_7B_VISION, image_token_id=base.image_token_id,
-                              video_token_id=base.video_token_id, vision_start_token_id=base.vision_start_token_id,
-                              vision_end_token_id=base.vision_end_token_id)
-    dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, **{dtype_key: torch.bfloat16})
-    return model.eval(), processor
 
 
 def measure_question(question: str, video: Path, scorer, cache, warm, model, processor, args) -> dict:

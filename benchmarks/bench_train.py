@@ -34,8 +34,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_candidates import CLIP_NAMES, CLIP_SIZES, WORK, make_bench_checkpoint
-from bench_selection_overhead import _sync, load_vlm
+from bench_selection_overhead import _sync
 from naive_training_loop import RecordingAnswerer, clip_dtype, run_naive
+from qwen_sized import sized_answerer
 
 #: the reference's reported cost of one TSPO training run (issue 14: a 2026 paper, 8 x L40)
 REFERENCE_HOURS, REFERENCE_GPUS, PROJECTED_PROMPTS, PROJECTED_GPUS = 78.0, 8, 10_000, 8
@@ -107,14 +108,7 @@ def make_answerer(args: argparse.Namespace, tmp: Path) -> tuple[Any, str]:
         spec = f"qwen2_5_vl:{path},device={args.device},dtype={'bf16' if args.device.startswith('cuda') else 'fp32'},{pixels}"
         return build_answerer(spec), (f"`{spec.replace(str(path), 'PATH')}`: random Qwen2.5-VL, hidden "
                                       f"{args.answerer_hidden}, 1 text layer, 1 vision block")
-    from tspo_eval.answering.families import family_for
-    from tspo_eval.answering.hf_video import HFVideoAnswerer
-
-    model, processor = load_vlm(True, args.device)  # the 7B-sized random Qwen2.5-VL built in memory
-    text = model.config.get_text_config()
-    model.generation_config.eos_token_id, model.generation_config.pad_token_id = text.eos_token_id, text.pad_token_id
-    answerer = HFVideoAnswerer(model, processor, family_for("qwen2_5_vl"), "qwen2_5_vl-7b-sized", min_pixels=784,
-                               max_pixels=args.max_pixels)
+    answerer = sized_answerer(args.device, min_pixels=784, max_pixels=args.max_pixels)
     return answerer, f"Qwen2.5-VL-7B-sized random model (bf16, in memory), {pixels}"
 
 

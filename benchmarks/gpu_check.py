@@ -31,30 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the tspo-eval command 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_candidates import WORK, make_bench_checkpoint, make_synthetic_video  # noqa: E402
-
-QWEN_7B_TEXT = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                    num_key_value_heads=4, vocab_size=152064)
-QWEN_7B_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                      fullatt_block_indexes=[7, 15, 23, 31])
-QWEN_7B_MROPE = [16, 24, 24]  # half the head dim (128)
-#: the same steps at small sizes (--smoke): the config rebuilding and model swap run on the CPU too
-QWEN_SMOKE_TEXT = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-                       num_key_value_heads=1, vocab_size=152064)
-QWEN_SMOKE_VISION = dict(depth=4, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128,
-                         fullatt_block_indexes=[1, 3])
-QWEN_SMOKE_MROPE = [8, 12, 12]
-
-
-def sized_qwen_config(config, text: dict, vision: dict, mrope_section: list[int]):
-    """A Qwen2.5-VL ``config`` with its text and vision towers rebuilt at other sizes through the
-    config classes, so that derived fields (``layer_types`` per layer, ...) follow the new depth."""
-    rope = {**(getattr(config.text_config, "rope_parameters", None) or config.text_config.rope_scaling or {}),
-            "mrope_section": list(mrope_section)}
-    text_fields = {**config.text_config.to_dict(), **text, "layer_types": None, "rope_parameters": rope,
-                   "rope_scaling": rope}
-    vision_fields = {**config.vision_config.to_dict(), **vision}
-    return type(config)(**{**config.to_dict(), "text_config": text_fields, "vision_config": vision_fields})
-
+from qwen_sized import SMOKE_SIZES, sized_answerer  # noqa: E402
 
 def sync(device) -> None:
     import torch
@@ -152,29 +129,17 @@ def precompute_rate(agent: Path, video: Path, device: str, dtype: str, n_videos:
 
 def qwen_answer(agent: Path, video: Path, device: str, smoke: bool, folder: Path) -> list[str]:
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from tspo_eval.answering import AnswerRequest, HFVideoAnswerer
+    from tspo_eval.answering import AnswerRequest
     from tspo_eval.selection import FrameSelector
     from tspo_eval.selector_options import SelectorOptions
-    from tspo_eval.testing import build_tiny_qwen2_5_vl
     from tspo_eval.video import decode_frames
 
-    tiny = folder / "tiny_qwen2_5_vl"
-    if not (tiny / "config.json").exists():
-        build_tiny_qwen2_5_vl(tiny)
-    answerer = HFVideoAnswerer.from_pretrained(str(tiny), device=device)
-    # the published 7B sizes (smoke: small ones), random weights, built directly on the device;
-    # the tiny checkpoint's processor has the 7B's patch grid (14 px patches, merge 2, temporal 2)
-    sizes = (QWEN_SMOKE_TEXT, QWEN_SMOKE_VISION, QWEN_SMOKE_MROPE) if smoke else (QWEN_7B_TEXT, QWEN_7B_VISION,
-                                                                                  QWEN_7B_MROPE)
-    config = sized_qwen_config(answerer.model.config, *sizes)
+    # the published 7B sizes (smoke: small ones), random weights, built directly on the device
     attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") and not smoke else "sdpa"
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(
-            config, dtype=torch.float32 if smoke else torch.bfloat16, attn_implementation=attn)
-    answerer.model = model.eval()
-    params = sum(p.numel() for p in model.parameters())
+    answerer = sized_answerer(device, SMOKE_SIZES if smoke else None, torch.float32 if smoke else torch.bfloat16,
+                              attn_implementation=attn)
+    params = sum(p.numel() for p in answerer.model.parameters())
     selector = FrameSelector.build(SelectorOptions(agent=str(agent), device=device,
                                                    cache_dir=str(folder / "qwen_cache")))
     shutil.rmtree(folder / "qwen_cache", ignore_errors=True)
