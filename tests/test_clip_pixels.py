@@ -32,7 +32,8 @@ def frames_of(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and a.contiguous().numpy().tobytes() == b.contiguous().numpy().tobytes()
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and a.contiguous().numpy().tobytes() == b.contiguous().numpy().tobytes())
 
 
 @pytest.mark.parametrize("height,width", [(360, 640), (640, 360), (240, 240), (31, 47), (224, 224), (225, 400),

@@ -21,8 +21,8 @@ exactly FrameSelector's chunks.
 
 Messages (worker -> main): ``("start", job, meta, grid, times, key)``, ``("cached", job)``,
 ``("chunk", job, row, shape, dtype, nbytes)`` followed by ``nbytes`` raw bytes outside any message
-(:func:`send_raw` / :func:`recv_raw_into`: no pickling, and the reader fills its array directly), ``("done", job, meta)``,
-``("error", job, message)``.  Main -> worker: ``("job", job, path, segment, segments)``,
+(:func:`send_raw` / :func:`recv_raw_into`: no pickling, and the reader fills its array directly),
+``("done", job, meta)``, ``("error", job, message)``.  Main -> worker: ``("job", job, path, segment, segments)``,
 ``("ack",)``, ``None`` (exit).
 
 A worker ignores SIGINT (the parent handles Ctrl-C and stops it) and asks the kernel to kill it

@@ -64,8 +64,9 @@ def plan_of(processor: Any) -> _Plan | None:
     resample = getattr(resample, "value", resample)
     edge = size.get("shortest_edge")
     others = [k for k in size if k != "shortest_edge"]
-    on = {name: bool(getattr(processor, name, False)) for name in ("do_resize", "do_center_crop", "do_rescale", "do_normalize")}
-    if not (all(on.values()) and edge and not others and resample in _MODES and crop.get("height") and crop.get("width")):
+    steps_on = all(getattr(processor, name, False) for name in ("do_resize", "do_center_crop", "do_rescale",
+                                                                 "do_normalize"))
+    if not (steps_on and edge and not others and resample in _MODES and crop.get("height") and crop.get("width")):
         return None
     if max(crop["height"], crop["width"]) > edge:  # the processor would pad first
         return None
@@ -141,7 +142,8 @@ class ClipPixels:
         return self._checked[(height, width)]
 
     def _fast(self, frames: np.ndarray) -> Tensor:
-        """uint8 ``[n, H, W, 3]`` (C-contiguous, writable) -> float32 ``[n, 3, crop_h, crop_w]`` (the processor's steps, batched)."""
+        """uint8 ``[n, H, W, 3]`` (C-contiguous, writable) -> float32 ``[n, 3, crop_h, crop_w]``, the processor's
+        steps on the whole batch."""
         plan = self.plan
         assert plan is not None
         pixels = torch.from_numpy(frames).permute(0, 3, 1, 2)  # a channels-last view, no copy
