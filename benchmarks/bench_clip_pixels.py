@@ -11,7 +11,6 @@ built from ``CLIPImageProcessor``.  Times are the best of ``--repeats`` (ratios 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -43,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import CLIPImageProcessor
 
     from tspo_eval.agent.clip_pixels import ClipPixels
+    from tspo_eval.candidate_pool import usable_cores
 
     processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3)
     pixels = ClipPixels(processor)
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# CLIP preprocessing: image processor per frame vs ClipPixels per chunk", "",
         f"Command: `{command.strip()}`", "",
-        f"Machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores; "
+        f"Machine: {platform.processor() or platform.machine()}, {usable_cores()} usable cores; "
         f"torch {torch.__version__}, transformers {transformers.__version__}; CLIP ViT-L/14 preprocessing "
         f"(224, bicubic, centre crop); chunks of {args.chunk} random uint8 frames; best of {args.repeats}.", "",
         "| frames | torch threads | processor (ms/frame) | ClipPixels (ms/frame) | speed-up | same bytes |",

@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    from tspo_eval.candidate_pool import default_workers, usable_cores
+
     cuda = torch.cuda.is_available() and not args.smoke
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
     gpu = torch.cuda.get_device_name(0) if cuda else "none (CPU smoke run)"
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or HERE / "results" / ("gpu_check_smoke.md" if args.smoke else "gpu_check.md")
     lines = ["# GPU check (issue 12)", "", f"Command: `python benchmarks/gpu_check.py{' --smoke' if args.smoke else ''}`",
              "", f"GPU: **{gpu}**; torch {torch.__version__}; {platform.machine()}, "
-             f"{len(__import__('os').sched_getaffinity(0))} CPU cores.", ""]
+             f"{usable_cores()} CPU cores.", ""]
     clip = make_bench_checkpoint("tiny" if args.smoke else "large")
     minutes, repeats, (w, h) = (0.2, 3, (160, 90)) if args.smoke else (2.0, 30, (1280, 720))
     steps = [
@@ -195,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         video_holder["v"] = long_video(folder, minutes, repeats, w, h)
         return [f"{video_holder['v'].name}: made in {time.perf_counter() - t0:.1f} s"]
-
-    from tspo_eval.candidate_pool import default_workers
 
     runs = [("pyav", 1), ("pyav", max(2, default_workers()))] + ([] if args.smoke else [("torchcodec-cuda", 1)])
     steps += [
